@@ -1,0 +1,279 @@
+//! A fiber: one stackful coroutine that the hub can switch to. Tasks and greenlets are fibers;
+//! the thread's own stack is the root fiber (it has no coroutine and runs the trampoline).
+//!
+//! Every switch is "suspend to the trampoline on the root stack, which resumes the target", so a
+//! fiber only ever calls [`Fiber::suspend`] on itself and only the trampoline calls
+//! [`Fiber::resume`]. What a fiber wants next travels in the suspend value ([`Next`]).
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::ptr;
+use std::rc::Rc;
+
+use corosensei::{Coroutine, CoroutineResult, Yielder};
+
+use super::overflow;
+use super::stack::PooledStack;
+
+type Co = Coroutine<(), Next, Next, PooledStack>;
+type FiberYielder = Yielder<(), Next>;
+
+/// What the trampoline does once a fiber stops running.
+pub(crate) enum Next {
+    /// Run whatever the run queue holds next (the fiber parked, yielded or finished).
+    Park,
+    /// Resume this fiber next (a greenlet-style switch).
+    SwitchTo(Rc<Fiber>),
+}
+
+/// Where a fiber is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    /// Created, never resumed.
+    Fresh,
+    /// On the CPU now.
+    Running,
+    /// In the run queue.
+    Ready,
+    /// Waiting in the hub for a wake-up.
+    Parked,
+    /// Switched away from by a greenlet-style switch; only a switch brings it back.
+    Suspended,
+    /// Its body returned or unwound.
+    Dead,
+}
+
+/// Why a parked fiber was woken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WakeReason {
+    /// A wait queue or the owner of the thing it waited for woke it.
+    Notified,
+    /// The deadline of its wait passed.
+    TimedOut,
+    /// It is being killed or timed out (an [`Interrupt`] is pending).
+    Interrupted,
+}
+
+/// An unwinding request delivered to a fiber at its park or switch point.
+#[derive(Debug)]
+pub(crate) enum Interrupt {
+    /// `JoinHandle::kill`.
+    Kill,
+    /// A `Timeout` with this id fired.
+    Timeout(u64),
+    /// `Greenlet::throw`.
+    Exit,
+}
+
+/// Which flavour of fiber this is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// The thread's own stack.
+    Root,
+    /// A hub task (`spawn`).
+    Task,
+    /// A greenlet (`Greenlet::new`).
+    Greenlet,
+}
+
+/// One switchable context.
+pub(crate) struct Fiber {
+    co: RefCell<Option<Co>>,
+    /// # Invariant
+    /// While the fiber runs, points at the `Yielder` on its own stack (set at entry).
+    yielder: Cell<*const FiberYielder>,
+    pub(crate) kind: Kind,
+    pub(crate) id: u64,
+    pub(crate) name: Option<Rc<str>>,
+    pub(crate) state: Cell<State>,
+    /// Bumped on every wake and every return from a park: a waker is good for one park only.
+    pub(crate) gen: Cell<u32>,
+    pub(crate) wake_reason: Cell<WakeReason>,
+    pub(crate) interrupt: Cell<Option<Interrupt>>,
+    pub(crate) waiting_on: Cell<&'static str>,
+    /// Greenlets: who receives control when this one dies.
+    pub(crate) parent: RefCell<Option<Rc<Fiber>>>,
+    /// Index in the hub's registry of live tasks.
+    pub(crate) slot: Cell<usize>,
+    stack_size: usize,
+    guard: (usize, usize),
+}
+
+impl Fiber {
+    /// The root fiber of the current thread.
+    pub(crate) fn root() -> Rc<Fiber> {
+        Rc::new(Fiber::bare(Kind::Root, 0, None, State::Running, 0, (0, 0)))
+    }
+
+    fn bare(
+        kind: Kind,
+        id: u64,
+        name: Option<Rc<str>>,
+        state: State,
+        stack_size: usize,
+        guard: (usize, usize),
+    ) -> Fiber {
+        Fiber {
+            co: RefCell::new(None),
+            yielder: Cell::new(ptr::null()),
+            kind,
+            id,
+            name,
+            state: Cell::new(state),
+            gen: Cell::new(0),
+            wake_reason: Cell::new(WakeReason::Notified),
+            interrupt: Cell::new(None),
+            waiting_on: Cell::new(""),
+            parent: RefCell::new(None),
+            slot: Cell::new(usize::MAX),
+            stack_size,
+            guard,
+        }
+    }
+
+    /// Creates a fiber that will run `body` on a pooled stack of `stack_size` bytes.
+    ///
+    /// `body` must never unwind: the task and greenlet entries catch panics themselves.
+    pub(crate) fn new<F>(
+        kind: Kind,
+        id: u64,
+        name: Option<Rc<str>>,
+        stack_size: usize,
+        body: F,
+    ) -> io::Result<Rc<Fiber>>
+    where
+        F: FnOnce() -> Next + 'static,
+    {
+        let stack = PooledStack::get(stack_size)?;
+        let (usable, guard) = (stack.usable(), stack.guard_range());
+        let co = Co::with_stack(stack, move |y: &FiberYielder, ()| {
+            crate::hub::with(|hub| hub.current().yielder.set(y));
+            body()
+        });
+        let fiber = Fiber::bare(kind, id, name, State::Fresh, usable, guard);
+        *fiber.co.borrow_mut() = Some(co);
+        Ok(Rc::new(fiber))
+    }
+
+    /// Whether this is the thread's root fiber.
+    #[inline]
+    pub(crate) fn is_root(&self) -> bool {
+        self.kind == Kind::Root
+    }
+
+    /// Usable stack bytes (0 for the root).
+    pub(crate) fn stack_size(&self) -> usize {
+        self.stack_size
+    }
+
+    /// The name for messages: the task name, or `#id`.
+    pub(crate) fn label(&self) -> String {
+        match (&self.name, self.kind) {
+            (Some(n), _) => format!("'{n}'"),
+            (None, Kind::Root) => "main".to_string(),
+            (None, Kind::Task) => format!("task #{}", self.id),
+            (None, Kind::Greenlet) => format!("greenlet #{}", self.id),
+        }
+    }
+
+    /// Runs the fiber until it suspends or finishes. Only the trampoline calls this.
+    ///
+    /// Returns what the fiber asked for next; on completion the stack goes back to the pool.
+    pub(crate) fn resume(&self) -> Next {
+        let result = {
+            let mut co = self.co.borrow_mut();
+            let co = co.as_mut().expect("resumed a fiber without a coroutine");
+            let prev = overflow::enter(self.guard, self.stack_size, self.name.as_deref());
+            let r = co.resume(());
+            overflow::leave(prev);
+            r
+        };
+        match result {
+            CoroutineResult::Yield(next) => next,
+            CoroutineResult::Return(next) => {
+                self.state.set(State::Dead);
+                self.recycle_stack();
+                next
+            }
+        }
+    }
+
+    fn recycle_stack(&self) {
+        if let Some(co) = self.co.borrow_mut().take() {
+            co.into_stack().recycle();
+        }
+    }
+
+    /// Whether the body was ever entered (true for the root and for finished fibers).
+    pub(crate) fn is_started(&self) -> bool {
+        match self.co.try_borrow() {
+            Ok(co) => co.as_ref().is_none_or(|c| c.started()),
+            Err(_) => true,
+        }
+    }
+
+    /// Whether the body is mid-way: started and neither finished nor unwound.
+    pub(crate) fn is_suspended_mid_body(&self) -> bool {
+        match self.co.try_borrow() {
+            Ok(co) => co.as_ref().is_some_and(|c| c.started() && !c.done()),
+            Err(_) => false,
+        }
+    }
+
+    /// Unwinds a suspended fiber from where it stopped, running its `Drop`s, on the caller's
+    /// stack. The fiber is dead afterwards.
+    pub(crate) fn force_unwind(&self) {
+        let co = self.co.borrow_mut().take();
+        if let Some(mut co) = co {
+            self.state.set(State::Running);
+            let prev = overflow::enter(self.guard, self.stack_size, self.name.as_deref());
+            FORCE_UNWINDING.set(FORCE_UNWINDING.get() + 1);
+            co.force_unwind();
+            FORCE_UNWINDING.set(FORCE_UNWINDING.get() - 1);
+            overflow::leave(prev);
+            co.into_stack().recycle();
+        }
+        self.state.set(State::Dead);
+    }
+}
+
+/// Suspends the running fiber and hands `next` to the trampoline; returns when the trampoline
+/// resumes it. The fiber's `Rc` is released first: a suspended fiber is kept alive only by those
+/// who can wake or switch to it, so dropping the last of those unwinds it.
+pub(crate) fn suspend(fiber: Rc<Fiber>, next: Next) {
+    let y = fiber.yielder.get();
+    assert!(
+        !y.is_null(),
+        "suspend called on a fiber that is not running"
+    );
+    drop(fiber);
+    // SAFETY: by the field's invariant `y` points at the Yielder on the running fiber's own
+    // stack, which is the stack we are executing on; the trampoline holds the fiber (and so its
+    // coroutine and stack) alive for as long as it runs.
+    unsafe { (*y).suspend(next) }
+}
+
+thread_local! {
+    static FORCE_UNWINDING: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Whether grove is force-unwinding a fiber on this thread: an entry that catches a panic now
+/// must let it continue (it is corosensei's own unwind, which must reach the coroutine root).
+pub(crate) fn force_unwinding() -> bool {
+    FORCE_UNWINDING.get() > 0
+}
+
+impl Drop for Fiber {
+    fn drop(&mut self) {
+        if !self.is_suspended_mid_body() {
+            return;
+        }
+        if crate::hub::alive() {
+            self.force_unwind();
+        } else if let Some(co) = self.co.get_mut().take() {
+            // The thread is exiting and its hub is gone: there is no context left to run the
+            // fiber's destructors in, so its stack is leaked rather than unwound.
+            std::mem::forget(co);
+        }
+    }
+}

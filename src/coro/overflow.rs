@@ -1,0 +1,215 @@
+//! Reports a task's stack overflow before the process dies.
+//!
+//! Every task stack has a guard page below it. Running past the stack faults on that page; the
+//! `SIGSEGV`/`SIGBUS` handler installed here (on an alternate signal stack, since the faulting
+//! stack is exhausted) checks whether the fault address lies in the guard page of the fiber
+//! running on this thread and, if so, writes which task overflowed and how big its stack was,
+//! then aborts. Any other fault is passed on to the handler that was installed before ours
+//! (Rust's own, which reports overflows of thread stacks), or to the default action.
+
+use std::cell::Cell;
+use std::sync::Once;
+use std::sync::OnceLock;
+
+/// What the signal handler needs to know about the fiber on the CPU.
+#[derive(Clone, Copy)]
+pub(crate) struct Running {
+    guard_lo: usize,
+    guard_hi: usize,
+    stack_size: usize,
+    name_ptr: *const u8,
+    name_len: usize,
+}
+
+const NOBODY: Running = Running {
+    guard_lo: 0,
+    guard_hi: 0,
+    stack_size: 0,
+    name_ptr: std::ptr::null(),
+    name_len: 0,
+};
+
+thread_local! {
+    static RUNNING: Cell<Running> = const { Cell::new(NOBODY) };
+    static ALT_STACK: Cell<Option<AltStack>> = const { Cell::new(None) };
+}
+
+static INSTALL: Once = Once::new();
+static OLD_SEGV: OnceLock<SavedAction> = OnceLock::new();
+static OLD_BUS: OnceLock<SavedAction> = OnceLock::new();
+
+/// A previously installed `sigaction`, kept to chain faults that are not ours.
+struct SavedAction(libc::sigaction);
+
+// SAFETY: a sigaction is plain data (a handler address, a mask and flags); sharing it is harmless.
+unsafe impl Sync for SavedAction {}
+// SAFETY: as above.
+unsafe impl Send for SavedAction {}
+
+/// Records that a fiber with this guard page, stack size and name is about to run.
+#[inline]
+pub(crate) fn enter(guard: (usize, usize), stack_size: usize, name: Option<&str>) -> Running {
+    let (name_ptr, name_len) = name.map_or((std::ptr::null(), 0), |n| (n.as_ptr(), n.len()));
+    RUNNING.replace(Running {
+        guard_lo: guard.0,
+        guard_hi: guard.1,
+        stack_size,
+        name_ptr,
+        name_len,
+    })
+}
+
+/// Restores the record `enter` replaced.
+#[inline]
+pub(crate) fn leave(prev: Running) {
+    RUNNING.set(prev);
+}
+
+/// Installs the fault handler (once per process) and an alternate signal stack (once per thread).
+pub(crate) fn install() {
+    INSTALL.call_once(|| {
+        install_handler(libc::SIGSEGV, &OLD_SEGV);
+        install_handler(libc::SIGBUS, &OLD_BUS);
+    });
+    ensure_alt_stack();
+}
+
+fn install_handler(sig: libc::c_int, old: &OnceLock<SavedAction>) {
+    // SAFETY: sigaction is plain data; all-zero is a valid empty value for it.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = on_fault as *const () as usize;
+    action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+    // SAFETY: as above.
+    let mut prev: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the call; the handler only does async-signal-safe work.
+    if unsafe { libc::sigaction(sig, &action, &mut prev) } == 0 {
+        let _ = old.set(SavedAction(prev));
+    }
+}
+
+/// A signal stack this module mapped for a thread that had none; unmapped at thread exit.
+struct AltStack {
+    addr: usize,
+    len: usize,
+}
+
+impl Drop for AltStack {
+    fn drop(&mut self) {
+        // SAFETY: an all-zero stack_t with SS_DISABLE only switches the alternate stack off.
+        let mut off: libc::stack_t = unsafe { std::mem::zeroed() };
+        off.ss_flags = libc::SS_DISABLE;
+        // SAFETY: `off` is valid; the mapping is ours and no longer the signal stack once disabled.
+        unsafe {
+            libc::sigaltstack(&off, std::ptr::null_mut());
+            libc::munmap(self.addr as *mut libc::c_void, self.len);
+        }
+    }
+}
+
+fn ensure_alt_stack() {
+    // SAFETY: all-zero is a valid stack_t to receive the current setting.
+    let mut cur: libc::stack_t = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new-stack pointer only queries.
+    if unsafe { libc::sigaltstack(std::ptr::null(), &mut cur) } != 0 {
+        return;
+    }
+    if cur.ss_flags & libc::SS_DISABLE == 0 {
+        return;
+    }
+    let len = (64 * 1024usize).max(libc::SIGSTKSZ);
+    let prot = libc::PROT_READ | libc::PROT_WRITE;
+    let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+    // SAFETY: a fresh anonymous mapping aliases nothing.
+    let addr = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, -1, 0) };
+    if addr == libc::MAP_FAILED {
+        return;
+    }
+    let new = libc::stack_t {
+        ss_sp: addr,
+        ss_flags: 0,
+        ss_size: len,
+    };
+    // SAFETY: `new` describes the mapping just made, which lives until AltStack's Drop.
+    if unsafe { libc::sigaltstack(&new, std::ptr::null_mut()) } == 0 {
+        ALT_STACK.set(Some(AltStack {
+            addr: addr as usize,
+            len,
+        }));
+    }
+}
+
+extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo_t for an SA_SIGINFO handler.
+    let addr = unsafe { (*info).si_addr() } as usize;
+    let r = RUNNING.with(Cell::get);
+    if r.guard_lo <= addr && addr < r.guard_hi {
+        report(&r);
+        // SAFETY: abort is async-signal-safe.
+        unsafe { libc::abort() };
+    }
+    chain(sig, info, ctx);
+}
+
+/// Writes the overflow message to stderr without allocating.
+fn report(r: &Running) {
+    let name: &[u8] = if r.name_ptr.is_null() {
+        b"<unnamed>"
+    } else {
+        // SAFETY: name_ptr/name_len describe the running fiber's name, alive while it runs.
+        unsafe { std::slice::from_raw_parts(r.name_ptr, r.name_len) }
+    };
+    let mut digits = [0u8; 20];
+    let size = format_usize(r.stack_size, &mut digits);
+    for part in [
+        &b"\ngrove: task '"[..],
+        name,
+        b"' has overflowed its stack (stack size ",
+        size,
+        b" bytes); give it a bigger stack with grove::Builder::stack_size\n",
+    ] {
+        // SAFETY: write(2) is async-signal-safe and the buffer is valid for its length.
+        unsafe { libc::write(2, part.as_ptr().cast(), part.len()) };
+    }
+}
+
+fn format_usize(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+/// Hands a fault that is not a task overflow to the previous handler, or the default action.
+fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    let old = if sig == libc::SIGBUS {
+        &OLD_BUS
+    } else {
+        &OLD_SEGV
+    };
+    let handler = old.get().map(|a| (a.0.sa_sigaction, a.0.sa_flags));
+    match handler {
+        Some((h, flags)) if h != libc::SIG_DFL && h != libc::SIG_IGN => {
+            if flags & libc::SA_SIGINFO != 0 {
+                type Action = extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void);
+                // SAFETY: with SA_SIGINFO the saved address is a three-argument handler.
+                let f: Action = unsafe { std::mem::transmute::<usize, Action>(h) };
+                f(sig, info, ctx);
+            } else {
+                type Plain = extern "C" fn(libc::c_int);
+                // SAFETY: without SA_SIGINFO the saved address is a one-argument handler.
+                let f: Plain = unsafe { std::mem::transmute::<usize, Plain>(h) };
+                f(sig);
+            }
+        }
+        _ => {
+            // SAFETY: restoring the default action; returning re-executes the faulting access,
+            // which then terminates the process as it would have without grove.
+            unsafe { libc::signal(sig, libc::SIG_DFL) };
+        }
+    }
+}

@@ -1,0 +1,360 @@
+//! The reactor: fd readiness from epoll, and completions from other threads.
+//!
+//! Each cooperative fd is registered once (edge-triggered, read and write together) when it is
+//! wrapped, as a [`Source`]. Readiness is kept per source: an edge that arrives while no task
+//! waits is remembered, so it is never lost. An I/O call tries the syscall first; only on
+//! `EAGAIN` does it [`Source::clear`] that direction and [`Source::wait`]. Tokens carry the slot
+//! index and a generation, so an event for a closed-and-reused fd is ignored. Closing a source
+//! wakes its waiters, which then see an error.
+//!
+//! Work finished on other threads (the thread pool) is reported through [`Remote`]: the worker
+//! records the job id and pokes an eventfd; the hub wakes the task waiting for that id.
+
+use std::cell::{Cell, OnceCell, RefCell};
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::RawFd;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use super::sys::{Event, EventFd, Poller};
+use super::wait::{WaitQueue, Waited};
+use super::Waker;
+use crate::coro::fiber::WakeReason;
+
+const REMOTE_TOKEN: u64 = u64::MAX;
+
+/// A direction of readiness.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Interest {
+    /// Readable (or EOF, hang-up, error).
+    Read,
+    /// Writable (or hang-up, error).
+    Write,
+}
+
+/// One registered fd.
+pub(crate) struct Source {
+    fd: RawFd,
+    token: u64,
+    readable: Cell<bool>,
+    writable: Cell<bool>,
+    closed: Cell<bool>,
+    readers: WaitQueue,
+    writers: WaitQueue,
+}
+
+impl Source {
+    /// The fd this source watches.
+    pub(crate) fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    /// Forgets readiness in one direction after the syscall said `EAGAIN`.
+    pub(crate) fn clear(&self, dir: Interest) {
+        self.flag(dir).set(false);
+    }
+
+    /// Whether readiness in `dir` is known.
+    pub(crate) fn is_ready(&self, dir: Interest) -> bool {
+        self.flag(dir).get()
+    }
+
+    /// Number of tasks parked waiting for `dir`.
+    pub(crate) fn waiters(&self, dir: Interest) -> usize {
+        self.queue(dir).len()
+    }
+
+    /// Parks until `dir` is ready, the source is closed (`NotConnected`), or `deadline` passes
+    /// (`TimedOut`).
+    pub(crate) fn wait(&self, dir: Interest, deadline: Option<Instant>) -> io::Result<()> {
+        loop {
+            if self.closed.get() {
+                return Err(closed_error());
+            }
+            if self.flag(dir).get() {
+                return Ok(());
+            }
+            let what = match dir {
+                Interest::Read => "fd readable",
+                Interest::Write => "fd writable",
+            };
+            let waited = {
+                let _count = IoWaiter::new();
+                self.queue(dir).wait(what, deadline)
+            };
+            if waited == Waited::TimedOut && !self.flag(dir).get() && !self.closed.get() {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "I/O operation timed out",
+                ));
+            }
+        }
+    }
+
+    fn flag(&self, dir: Interest) -> &Cell<bool> {
+        match dir {
+            Interest::Read => &self.readable,
+            Interest::Write => &self.writable,
+        }
+    }
+
+    fn queue(&self, dir: Interest) -> &WaitQueue {
+        match dir {
+            Interest::Read => &self.readers,
+            Interest::Write => &self.writers,
+        }
+    }
+
+    fn on_event(&self, ev: &Event) {
+        if ev.readable {
+            self.readable.set(true);
+            self.readers.notify_all();
+        }
+        if ev.writable {
+            self.writable.set(true);
+            self.writers.notify_all();
+        }
+    }
+}
+
+/// The error a task sees when the fd it waited on was closed under it.
+pub(crate) fn closed_error() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "the socket was closed by another task while this one waited on it",
+    )
+}
+
+/// Counts a task parked on I/O for as long as it waits (so the hub knows I/O may wake it).
+struct IoWaiter;
+
+impl IoWaiter {
+    fn new() -> IoWaiter {
+        super::with(|hub| hub.reactor.io_waiters.set(hub.reactor.io_waiters.get() + 1));
+        IoWaiter
+    }
+}
+
+impl Drop for IoWaiter {
+    fn drop(&mut self) {
+        let _ = super::HUB.try_with(|hub| {
+            let n = &hub.reactor.io_waiters;
+            n.set(n.get() - 1);
+        });
+    }
+}
+
+/// The OS side, created on first use.
+struct Sys {
+    poller: RefCell<Poller>,
+    remote: Arc<RemoteShared>,
+}
+
+/// The half of the reactor other threads may touch.
+struct RemoteShared {
+    eventfd: EventFd,
+    done: Mutex<Vec<u64>>,
+}
+
+/// A `Send` handle through which another thread reports that job `id` finished.
+#[derive(Clone)]
+pub(crate) struct Remote {
+    shared: Arc<RemoteShared>,
+}
+
+impl Remote {
+    /// Marks job `id` finished and wakes the hub.
+    pub(crate) fn complete(&self, id: u64) {
+        if let Ok(mut done) = self.shared.done.lock() {
+            done.push(id);
+        }
+        self.shared.eventfd.notify();
+    }
+}
+
+/// The hub's I/O and cross-thread event source.
+pub(crate) struct Reactor {
+    sys: OnceCell<Sys>,
+    slots: RefCell<Vec<(u32, Option<Rc<Source>>)>>,
+    free: RefCell<Vec<usize>>,
+    io_waiters: Cell<usize>,
+    /// Jobs on other threads whose completion a task waits for: id -> waker (None once done).
+    remote_jobs: RefCell<HashMap<u64, Option<Waker>>>,
+    next_job: Cell<u64>,
+    events: RefCell<Vec<Event>>,
+}
+
+impl Reactor {
+    pub(crate) fn new() -> Reactor {
+        Reactor {
+            sys: OnceCell::new(),
+            slots: RefCell::new(Vec::new()),
+            free: RefCell::new(Vec::new()),
+            io_waiters: Cell::new(0),
+            remote_jobs: RefCell::new(HashMap::new()),
+            next_job: Cell::new(1),
+            events: RefCell::new(Vec::new()),
+        }
+    }
+
+    fn sys(&self) -> io::Result<&Sys> {
+        if let Some(s) = self.sys.get() {
+            return Ok(s);
+        }
+        let poller = Poller::new()?;
+        let eventfd = EventFd::new()?;
+        poller.add(eventfd.raw(), REMOTE_TOKEN)?;
+        let remote = Arc::new(RemoteShared {
+            eventfd,
+            done: Mutex::new(Vec::new()),
+        });
+        let sys = Sys {
+            poller: RefCell::new(poller),
+            remote,
+        };
+        Ok(self.sys.get_or_init(|| sys))
+    }
+
+    /// Registers `fd` (once, for its whole life) and returns its source.
+    pub(crate) fn register(&self, fd: RawFd) -> io::Result<Rc<Source>> {
+        let sys = self.sys()?;
+        let index = self.free.borrow_mut().pop().unwrap_or_else(|| {
+            let mut slots = self.slots.borrow_mut();
+            slots.push((0, None));
+            slots.len() - 1
+        });
+        let gen = self.slots.borrow()[index].0;
+        let token = (u64::from(gen) << 32) | index as u64;
+        let source = Rc::new(Source {
+            fd,
+            token,
+            readable: Cell::new(false),
+            writable: Cell::new(false),
+            closed: Cell::new(false),
+            readers: WaitQueue::new(),
+            writers: WaitQueue::new(),
+        });
+        if let Err(e) = sys.poller.borrow().add(fd, token) {
+            self.free.borrow_mut().push(index);
+            return Err(e);
+        }
+        self.slots.borrow_mut()[index].1 = Some(source.clone());
+        Ok(source)
+    }
+
+    /// Unregisters a source before its fd is closed; tasks waiting on it wake with an error.
+    pub(crate) fn deregister(&self, source: &Source) {
+        if source.closed.replace(true) {
+            return;
+        }
+        if let Some(sys) = self.sys.get() {
+            sys.poller.borrow().delete(source.fd);
+        }
+        let index = (source.token & 0xffff_ffff) as usize;
+        {
+            let mut slots = self.slots.borrow_mut();
+            let slot = &mut slots[index];
+            slot.0 = slot.0.wrapping_add(1);
+            slot.1 = None;
+        }
+        self.free.borrow_mut().push(index);
+        source.readers.notify_all();
+        source.writers.notify_all();
+    }
+
+    /// A handle other threads use to report finished jobs.
+    pub(crate) fn remote(&self) -> io::Result<Remote> {
+        Ok(Remote {
+            shared: self.sys()?.remote.clone(),
+        })
+    }
+
+    /// Reserves an id for a job another thread will complete through [`Remote::complete`].
+    pub(crate) fn begin_job(&self) -> u64 {
+        let id = self.next_job.get();
+        self.next_job.set(id + 1);
+        self.remote_jobs.borrow_mut().insert(id, None);
+        id
+    }
+
+    /// Parks the current task until job `id` completes. The job's record is removed on return
+    /// (also when the task is killed while waiting).
+    pub(crate) fn wait_job(&self, id: u64, what: &'static str) {
+        struct Forget<'a>(&'a Reactor, u64);
+        impl Drop for Forget<'_> {
+            fn drop(&mut self) {
+                self.0.remote_jobs.borrow_mut().remove(&self.1);
+            }
+        }
+        let _forget = Forget(self, id);
+        loop {
+            {
+                let mut jobs = self.remote_jobs.borrow_mut();
+                match jobs.get_mut(&id) {
+                    Some(slot) => *slot = Some(super::current_waker()),
+                    None => return,
+                }
+            }
+            super::park(what);
+        }
+    }
+
+    /// Whether some task waits on I/O.
+    pub(crate) fn has_waiters(&self) -> bool {
+        self.io_waiters.get() > 0 || !self.remote_jobs.borrow().is_empty()
+    }
+
+    /// Whether anything outside the run queue and timers could still wake a task.
+    pub(crate) fn can_wake(&self) -> bool {
+        self.has_waiters()
+    }
+
+    /// Waits for events up to `timeout_ms` (`None`: until one arrives) and wakes their tasks.
+    pub(crate) fn poll(&self, timeout_ms: Option<i32>) {
+        let sys = match self.sys() {
+            Ok(s) => s,
+            Err(e) => {
+                log::error!("grove: cannot create the epoll reactor: {e}");
+                if let Some(ms) = timeout_ms {
+                    std::thread::sleep(std::time::Duration::from_millis(ms as u64));
+                }
+                return;
+            }
+        };
+        let mut events = std::mem::take(&mut *self.events.borrow_mut());
+        if let Err(e) = sys.poller.borrow_mut().wait(timeout_ms, &mut events) {
+            log::error!("grove: epoll_wait failed: {e}");
+        }
+        for ev in events.drain(..) {
+            self.dispatch(&ev, sys);
+        }
+        *self.events.borrow_mut() = events;
+    }
+
+    fn dispatch(&self, ev: &Event, sys: &Sys) {
+        if ev.token == REMOTE_TOKEN {
+            sys.remote.eventfd.drain();
+            self.finish_remote(sys);
+            return;
+        }
+        let index = (ev.token & 0xffff_ffff) as usize;
+        let gen = (ev.token >> 32) as u32;
+        let source = match self.slots.borrow().get(index) {
+            Some((g, Some(s))) if *g == gen => s.clone(),
+            _ => return,
+        };
+        source.on_event(ev);
+    }
+
+    fn finish_remote(&self, sys: &Sys) {
+        let done = std::mem::take(&mut *sys.remote.done.lock().unwrap_or_else(|e| e.into_inner()));
+        for id in done {
+            let waker = self.remote_jobs.borrow_mut().remove(&id).flatten();
+            if let Some(w) = waker {
+                w.wake(WakeReason::Notified);
+            }
+        }
+    }
+}

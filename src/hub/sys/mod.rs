@@ -1,0 +1,13 @@
+//! The reactor's operating-system layer. Every backend offers the same contract:
+//!
+//! - a poller where each fd is registered once, edge-triggered, for read and write readiness
+//!   together, with a 64-bit token returned in its events;
+//! - `wait` fills a buffer with ready events, blocking at most the given milliseconds
+//!   (`None`: until an event arrives), and returns how many arrived; `EINTR` is retried;
+//! - a notifier another thread can poke to interrupt `wait`.
+//!
+//! Only Linux's epoll is implemented; this module picks it.
+
+mod epoll;
+
+pub(crate) use epoll::{Event, EventFd, Poller};

@@ -1,0 +1,130 @@
+//! The one wait-queue every blocking primitive parks on.
+//!
+//! A waiter pushes a [`Waker`] for the current fiber, optionally arms a deadline timer, and
+//! parks. `notify_one` pops waiters in FIFO order until one whose fiber is still parked for that
+//! wait accepts the wake-up. A waiter that leaves without being notified (timeout, kill) removes
+//! its entry; a waiter that *was* notified but unwinds before it could act (killed or timed out
+//! while already in the run queue) hands the notification on to the next waiter, so no wake-up is
+//! lost.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use super::timers::{Action, TimerKey};
+use super::Waker;
+use crate::coro::fiber::WakeReason;
+
+/// A FIFO of parked fibers.
+#[derive(Default)]
+pub(crate) struct WaitQueue {
+    waiters: RefCell<VecDeque<(u64, Waker)>>,
+    next_id: Cell<u64>,
+}
+
+/// How a wait ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Waited {
+    /// `notify_one` / `notify_all` picked this waiter.
+    Notified,
+    /// The deadline passed first.
+    TimedOut,
+}
+
+impl WaitQueue {
+    /// Creates an empty queue.
+    pub(crate) const fn new() -> WaitQueue {
+        WaitQueue {
+            waiters: RefCell::new(VecDeque::new()),
+            next_id: Cell::new(0),
+        }
+    }
+
+    /// Parks the current fiber until notified or until `deadline`.
+    ///
+    /// `what` names the wait in "would block forever" reports. Unwinds (kill, `Timeout`) leave
+    /// the queue consistent. Callers re-check their condition: a notification is a hint.
+    pub(crate) fn wait(&self, what: &'static str, deadline: Option<Instant>) -> Waited {
+        let waker = super::current_waker();
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        self.waiters.borrow_mut().push_back((id, waker.clone()));
+        let timer = deadline.map(|d| super::add_timer(d, Action::Wake(waker)));
+        let guard = Registration {
+            queue: self,
+            id,
+            timer,
+        };
+        let reason = super::park(what);
+        drop(guard);
+        match reason {
+            WakeReason::Notified => Waited::Notified,
+            _ => Waited::TimedOut,
+        }
+    }
+
+    /// Wakes the longest-waiting fiber; returns whether one was woken.
+    pub(crate) fn notify_one(&self) -> bool {
+        loop {
+            let Some((_, waker)) = self.pop() else {
+                return false;
+            };
+            if waker.wake(WakeReason::Notified) {
+                return true;
+            }
+        }
+    }
+
+    /// Wakes every waiter; returns how many were woken.
+    pub(crate) fn notify_all(&self) -> usize {
+        let all: Vec<_> = self.waiters.borrow_mut().drain(..).collect();
+        all.into_iter()
+            .filter(|(_, w)| w.wake(WakeReason::Notified))
+            .count()
+    }
+
+    /// Whether no fiber waits.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.waiters.borrow().is_empty()
+    }
+
+    /// Number of waiting fibers.
+    pub(crate) fn len(&self) -> usize {
+        self.waiters.borrow().len()
+    }
+
+    fn pop(&self) -> Option<(u64, Waker)> {
+        self.waiters.borrow_mut().pop_front()
+    }
+
+    /// Removes the entry `id`; returns whether it was still queued.
+    fn remove(&self, id: u64) -> bool {
+        let mut q = self.waiters.borrow_mut();
+        match q.iter().position(|(i, _)| *i == id) {
+            Some(pos) => {
+                q.remove(pos);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Undoes a wait's registration however the wait ends.
+struct Registration<'a> {
+    queue: &'a WaitQueue,
+    id: u64,
+    timer: Option<TimerKey>,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.timer {
+            super::cancel_timer(key);
+        }
+        let was_queued = self.queue.remove(self.id);
+        if !was_queued && std::thread::panicking() && super::current_was_notified() {
+            self.queue.notify_one();
+        }
+    }
+}

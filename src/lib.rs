@@ -1,0 +1,81 @@
+//! # grove — green threads for Rust, the gevent way
+//!
+//! grove runs thousands of tasks on one OS thread. Each task is a *stackful* coroutine: it is
+//! written as plain blocking code — `sleep`, `join`, a socket `read` — and when it would block,
+//! it parks and the thread's **hub** runs another task until the first can continue. This is
+//! Python's gevent and greenlet, in Rust: no `async`, no colouring, no `Send` bounds.
+//!
+//! ## The model
+//! - **One hub per OS thread**, created on first use. It owns a run queue, timers and an epoll
+//!   reactor. Tasks never move between threads, so `spawn` takes `'static` closures that need
+//!   not be `Send`: `Rc` and `RefCell` work across tasks of one hub.
+//! - **The hub is implicit.** Plain `main` can [`spawn`], [`sleep`] and `join`: when code outside
+//!   any task blocks, the hub runs on the thread's own stack until that code may continue.
+//!   Spawned tasks first run when the spawner blocks or [`yield_now`]s.
+//! - **Switching is cooperative**: a task runs until it blocks or yields. Every switch goes
+//!   through one trampoline on the thread's own stack ([corosensei] does the stack switch).
+//! - **When nothing can ever wake the waiting code**, the blocking call panics with a "would
+//!   block forever" message naming the parked tasks and what each waits on (gevent's
+//!   `LoopExit`), instead of hanging.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! let foo = grove::spawn(|| {
+//!     grove::sleep(Duration::from_millis(20));
+//!     "foo"
+//! });
+//! let bar = grove::spawn(|| "bar");
+//! let results = grove::join_all([foo, bar]);
+//! let names: Vec<&str> = results.into_iter().map(Result::unwrap).collect();
+//! assert_eq!(names, ["foo", "bar"]);
+//! ```
+//!
+//! ## From gevent / greenlet to grove
+//! | gevent / greenlet | grove |
+//! |---|---|
+//! | `gevent.spawn(f)` | [`spawn`]`(f)` → [`JoinHandle`] |
+//! | `gevent.spawn_later(s, f)` | [`spawn_later`]`(d, f)` |
+//! | `g.join()`, `g.get()` | [`JoinHandle::join`] → `Result<T, JoinError>` |
+//! | `gevent.joinall(gs)` | [`join_all`]`(handles)` |
+//! | `g.kill()` | [`JoinHandle::kill`] (unwinds the task; its `Drop`s run) |
+//! | `gevent.sleep(s)`, `gevent.sleep(0)` | [`sleep`]`(d)`, [`yield_now`]`()` |
+//! | `gevent.Timeout(s)`, `with_timeout(s, f)` | [`Timeout::start`]`(d)`, [`with_timeout`]`(d, f)` |
+//! | `LoopExit: This operation would block forever` | a panic with the same message |
+//! | `greenlet(f)`, `g.switch(v)` | [`greenlet::Greenlet::new`]`(f)`, [`greenlet::Greenlet::switch`] |
+//! | `greenlet.getcurrent()`, `g.parent`, `g.throw()` | [`greenlet::getcurrent`], [`greenlet::Greenlet::parent`], [`greenlet::Greenlet::throw`] |
+//! | a generator with `x = yield v` / `send(x)` | [`generator::Generator`], [`generator::Yielder::suspend`] / [`generator::Generator::resume`] |
+//!
+//! ## Caveats
+//! - **A call that blocks the OS thread blocks every task on it**: `std::thread::sleep`, std's
+//!   blocking sockets, a long computation without [`yield_now`]. Use grove's own calls.
+//! - **Do not hold a `std::sync::Mutex` (or a `RefCell` borrow) across a park**: another task
+//!   on the same thread may try to take it and the thread deadlocks (or the borrow panics).
+//! - **Stacks are fixed-size** (128 KiB of address space by default; only touched pages use
+//!   memory). Deep recursion needs [`Builder::stack_size`] or [`set_default_stack_size`]. An
+//!   overflow hits a guard page and the process aborts with a message naming the task and its
+//!   stack size — never silent corruption.
+//! - **Blocking inside a generator body panics**: generators run on their resumer's stack and
+//!   cannot park; greenlets and tasks can.
+//! - Tasks still parked when their thread exits are neither run nor unwound.
+//!
+//! [corosensei]: https://docs.rs/corosensei
+
+#![deny(missing_docs, unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+#[macro_use]
+mod sys;
+
+mod coro;
+mod hub;
+mod task;
+mod timeout;
+
+pub use coro::generator;
+pub use coro::greenlet;
+pub use coro::stack::{default_stack_size, set_default_stack_size};
+pub use task::{
+    join_all, sleep, sleep_until, spawn, spawn_later, yield_now, Builder, JoinError, JoinHandle,
+};
+pub use timeout::{with_timeout, Elapsed, Timeout};
