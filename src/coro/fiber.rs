@@ -183,7 +183,7 @@ impl Fiber {
         let result = {
             let mut co = self.co.borrow_mut();
             let co = co.as_mut().expect("resumed a fiber without a coroutine");
-            let prev = overflow::enter(self.guard, self.stack_size, self.name.as_deref());
+            let prev = overflow::enter(self.guard, self.stack_size, self.name.as_deref(), self.id);
             let r = co.resume(());
             overflow::leave(prev);
             r
@@ -226,7 +226,7 @@ impl Fiber {
         let co = self.co.borrow_mut().take();
         if let Some(mut co) = co {
             self.state.set(State::Running);
-            let prev = overflow::enter(self.guard, self.stack_size, self.name.as_deref());
+            let prev = overflow::enter(self.guard, self.stack_size, self.name.as_deref(), self.id);
             FORCE_UNWINDING.set(FORCE_UNWINDING.get() + 1);
             co.force_unwind();
             FORCE_UNWINDING.set(FORCE_UNWINDING.get() - 1);

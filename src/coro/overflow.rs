@@ -19,6 +19,7 @@ pub(crate) struct Running {
     stack_size: usize,
     name_ptr: *const u8,
     name_len: usize,
+    id: u64,
 }
 
 const NOBODY: Running = Running {
@@ -27,6 +28,7 @@ const NOBODY: Running = Running {
     stack_size: 0,
     name_ptr: std::ptr::null(),
     name_len: 0,
+    id: 0,
 };
 
 thread_local! {
@@ -48,7 +50,12 @@ unsafe impl Send for SavedAction {}
 
 /// Records that a fiber with this guard page, stack size and name is about to run.
 #[inline]
-pub(crate) fn enter(guard: (usize, usize), stack_size: usize, name: Option<&str>) -> Running {
+pub(crate) fn enter(
+    guard: (usize, usize),
+    stack_size: usize,
+    name: Option<&str>,
+    id: u64,
+) -> Running {
     let (name_ptr, name_len) = name.map_or((std::ptr::null(), 0), |n| (n.as_ptr(), n.len()));
     RUNNING.replace(Running {
         guard_lo: guard.0,
@@ -56,6 +63,7 @@ pub(crate) fn enter(guard: (usize, usize), stack_size: usize, name: Option<&str>
         stack_size,
         name_ptr,
         name_len,
+        id,
     })
 }
 
@@ -152,18 +160,22 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
 
 /// Writes the overflow message to stderr without allocating.
 fn report(r: &Running) {
-    let name: &[u8] = if r.name_ptr.is_null() {
-        b"<unnamed>"
+    let mut id_digits = [0u8; 20];
+    let (open, name, close): (&[u8], &[u8], &[u8]) = if r.name_ptr.is_null() {
+        (b"#", format_usize(r.id as usize, &mut id_digits), b"")
     } else {
         // SAFETY: name_ptr/name_len describe the running fiber's name, alive while it runs.
-        unsafe { std::slice::from_raw_parts(r.name_ptr, r.name_len) }
+        let name = unsafe { std::slice::from_raw_parts(r.name_ptr, r.name_len) };
+        (b"'", name, b"'")
     };
     let mut digits = [0u8; 20];
     let size = format_usize(r.stack_size, &mut digits);
     for part in [
-        &b"\ngrove: task '"[..],
+        &b"\ngrove: task "[..],
+        open,
         name,
-        b"' has overflowed its stack (stack size ",
+        close,
+        b" has overflowed its stack (stack size ",
         size,
         b" bytes); give it a bigger stack with grove::Builder::stack_size\n",
     ] {

@@ -1,0 +1,78 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::process::{Command, Output};
+use std::sync::{Mutex, OnceLock};
+
+/// Environment variable telling a re-executed test binary to run a child scenario.
+pub const CHILD_ENV: &str = "GROVE_TEST_CHILD";
+
+/// Re-runs this test binary with only `test` selected and `CHILD_ENV=scenario`.
+#[track_caller]
+pub fn run_child(test: &str, scenario: &str) -> Output {
+    let exe = std::env::current_exe().expect("test binary path");
+    Command::new(exe)
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, scenario)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("re-run the test binary")
+}
+
+/// The scenario this process should run, if it is a child.
+pub fn child_scenario() -> Option<String> {
+    std::env::var(CHILD_ENV).ok()
+}
+
+/// A logger that keeps every record, so tests can assert on what grove logged.
+pub struct Capture;
+
+static RECORDS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record) {
+        let line = format!("{} {}", record.level(), record.args());
+        RECORDS.lock().unwrap().push(line);
+    }
+    fn flush(&self) {}
+}
+
+/// Installs the capturing logger (once per test binary).
+pub fn capture_logs() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        log::set_logger(&Capture).expect("no other logger");
+        log::set_max_level(log::LevelFilter::Error);
+    });
+}
+
+/// Every captured log line so far.
+pub fn logged() -> Vec<String> {
+    RECORDS.lock().unwrap().clone()
+}
+
+/// The text of a panic payload.
+pub fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "<non-string panic>".into())
+}
+
+/// A value that records its drop in a shared flag.
+pub struct DropFlag(pub std::rc::Rc<std::cell::Cell<bool>>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.set(true);
+    }
+}
+
+/// A fresh flag and a guard that sets it when dropped.
+pub fn drop_flag() -> (std::rc::Rc<std::cell::Cell<bool>>, DropFlag) {
+    let flag = std::rc::Rc::new(std::cell::Cell::new(false));
+    (flag.clone(), DropFlag(flag))
+}
