@@ -12,7 +12,6 @@ use std::rc::Rc;
 
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 
-use super::overflow;
 use super::stack::PooledStack;
 
 type Co = Coroutine<(), Next, Next, PooledStack>;
@@ -147,7 +146,7 @@ impl Fiber {
         let stack = PooledStack::get(stack_size)?;
         let (usable, guard) = (stack.usable(), stack.guard_range());
         let co = Co::with_stack(stack, move |y: &FiberYielder, ()| {
-            crate::hub::with(|hub| hub.current().yielder.set(y));
+            with_current(|f| f.yielder.set(y));
             body()
         });
         let fiber = Fiber::bare(kind, id, name, State::Fresh, usable, guard);
@@ -183,9 +182,9 @@ impl Fiber {
         let result = {
             let mut co = self.co.borrow_mut();
             let co = co.as_mut().expect("resumed a fiber without a coroutine");
-            let prev = overflow::enter(self.guard, self.stack_size, self.name.as_deref(), self.id);
+            let prev = CUR.replace(self);
             let r = co.resume(());
-            overflow::leave(prev);
+            CUR.set(prev);
             r
         };
         match result {
@@ -226,27 +225,91 @@ impl Fiber {
         let co = self.co.borrow_mut().take();
         if let Some(mut co) = co {
             self.state.set(State::Running);
-            let prev = overflow::enter(self.guard, self.stack_size, self.name.as_deref(), self.id);
             FORCE_UNWINDING.set(FORCE_UNWINDING.get() + 1);
             co.force_unwind();
             FORCE_UNWINDING.set(FORCE_UNWINDING.get() - 1);
-            overflow::leave(prev);
             co.into_stack().recycle();
         }
         self.state.set(State::Dead);
     }
 }
 
-/// Suspends the running fiber and hands `next` to the trampoline; returns when the trampoline
-/// resumes it. The fiber's `Rc` is released first: a suspended fiber is kept alive only by those
-/// who can wake or switch to it, so dropping the last of those unwinds it.
-pub(crate) fn suspend(fiber: Rc<Fiber>, next: Next) {
-    let y = fiber.yielder.get();
-    assert!(
-        !y.is_null(),
-        "suspend called on a fiber that is not running"
-    );
-    drop(fiber);
+thread_local! {
+    /// The fiber on the CPU.
+    ///
+    /// # Invariant
+    /// Null (no hub yet on this thread, or it is gone), or a pointer to the running fiber, kept
+    /// alive for as long as it is stored here: a task or greenlet by the trampoline's `Rc` while
+    /// it runs (`Fiber::resume` stores and restores it), the root by the hub (which clears this
+    /// before it drops the root).
+    static CUR: Cell<*const Fiber> = const { Cell::new(ptr::null()) };
+}
+
+/// Runs `f` with the fiber on the CPU.
+#[inline]
+pub(crate) fn with_current<R>(f: impl FnOnce(&Fiber) -> R) -> R {
+    let mut p = CUR.get();
+    if p.is_null() {
+        p = install_root();
+    }
+    // SAFETY: by CUR's invariant a non-null pointer refers to a live fiber for as long as it is
+    // stored, and it stays stored while `f` runs (a switch away and back restores it).
+    f(unsafe { &*p })
+}
+
+#[cold]
+fn install_root() -> *const Fiber {
+    let root = crate::hub::with(|hub| hub.root_fiber());
+    let p = Rc::as_ptr(&root);
+    CUR.set(p);
+    p
+}
+
+/// The fiber on the CPU, as a new `Rc`.
+#[inline]
+pub(crate) fn current_rc() -> Rc<Fiber> {
+    let p = with_current(|f| f as *const Fiber);
+    // SAFETY: `p` came from `Rc::as_ptr` of a live `Rc<Fiber>` (CUR's invariant), so adding a
+    // strong reference and materialising it as an `Rc` is balanced by that Rc's drop.
+    unsafe {
+        Rc::increment_strong_count(p);
+        Rc::from_raw(p)
+    }
+}
+
+/// Whether `f` is the fiber on the CPU.
+#[inline]
+pub(crate) fn is_current(f: &Fiber) -> bool {
+    ptr::eq(CUR.get(), f)
+}
+
+/// Forgets the current fiber (the hub calls this before it drops the root).
+pub(crate) fn clear_current() {
+    let _ = CUR.try_with(|c| c.set(ptr::null()));
+}
+
+/// What the overflow handler needs: guard page range, usable stack size, name and id of the
+/// fiber on the CPU, read without allocating (called from a signal handler).
+pub(crate) fn current_for_signal() -> Option<((usize, usize), usize, Option<&'static str>, u64)> {
+    let p = CUR.try_with(Cell::get).ok()?;
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: CUR's invariant; the fiber cannot be freed while the thread is inside this signal
+    // handler, since the fault interrupted the code that keeps it alive. The `'static` name
+    // borrow is only used by the handler before it aborts the process.
+    let f: &'static Fiber = unsafe { &*p };
+    Some((f.guard, f.stack_size, f.name.as_deref(), f.id))
+}
+
+/// Suspends the fiber on the CPU and hands `next` to the trampoline; returns when the
+/// trampoline resumes it. No `Rc` of the fiber is held across the suspension: a suspended fiber
+/// is kept alive only by those who can wake or switch to it, so dropping the last of those
+/// unwinds it.
+#[inline]
+pub(crate) fn suspend_current(next: Next) {
+    let y = with_current(|f| f.yielder.get());
+    assert!(!y.is_null(), "suspend called outside a fiber");
     // SAFETY: by the field's invariant `y` points at the Yielder on the running fiber's own
     // stack, which is the stack we are executing on; the trampoline holds the fiber (and so its
     // coroutine and stack) alive for as long as it runs.

@@ -204,14 +204,12 @@ impl<T: 'static> Greenlet<T> {
     /// switch that nothing can make.
     pub fn switch(&self, value: T) -> T {
         let target = live_target(&self.fiber);
-        let me = hub::current();
-        if Rc::ptr_eq(&target, &me) {
+        if fiber::is_current(&target) {
             return value;
         }
         check_switchable(&target);
         let mut slot = Some(value);
         put(Handoff::Value(&mut slot as &mut dyn Any as *mut dyn Any));
-        drop(me);
         transfer(target);
         receive::<T>()
     }
@@ -226,14 +224,12 @@ impl<T: 'static> Greenlet<T> {
         if self.is_dead() {
             return;
         }
-        let me = hub::current();
-        if Rc::ptr_eq(&self.fiber, &me) {
+        if fiber::is_current(&self.fiber) {
             resume_unwind(Box::new(GreenletExit));
         }
         check_switchable(&self.fiber);
         self.fiber.interrupt.set(Some(Interrupt::Exit));
         put(Handoff::Empty);
-        drop(me);
         transfer(self.fiber.clone());
         match HANDOFF.with(|s| std::mem::replace(&mut *s.borrow_mut(), Handoff::Empty)) {
             Handoff::Panic(p) => resume_unwind(p),
@@ -278,7 +274,7 @@ impl<T: 'static> Greenlet<T> {
 /// The greenlet entry: receive the first value, run `f`, hand the outcome to the parent.
 fn entry<T: 'static, F: FnOnce(T) -> T>(f: F) -> Next {
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        hub::check_interrupt(&hub::current());
+        fiber::with_current(hub::check_interrupt);
         f(receive::<T>())
     }));
     let handoff = match outcome {
@@ -300,7 +296,11 @@ fn entry<T: 'static, F: FnOnce(T) -> T>(f: F) -> Next {
 }
 
 /// `f` itself if alive, else its first live ancestor (the main greenlet at the end).
+#[inline]
 fn live_target(f: &Rc<Fiber>) -> Rc<Fiber> {
+    if f.state.get() != State::Dead {
+        return f.clone();
+    }
     let mut cur = f.clone();
     while cur.state.get() == State::Dead {
         let parent = cur.parent.borrow().clone();
@@ -326,9 +326,16 @@ fn check_switchable(target: &Fiber) {
 
 /// Switches to `target`; on return, delivers any interrupt addressed to the current fiber.
 fn transfer(target: Rc<Fiber>) {
-    if let Err(msg) = hub::switch_to(target) {
-        put(Handoff::Empty);
-        panic!("{msg}");
+    struct ClearOnUnwind;
+    impl Drop for ClearOnUnwind {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                put(Handoff::Empty);
+            }
+        }
     }
-    hub::check_interrupt(&hub::current());
+    let guard = ClearOnUnwind;
+    hub::switch_to(target);
+    std::mem::forget(guard);
+    fiber::with_current(hub::check_interrupt);
 }

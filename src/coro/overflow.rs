@@ -11,28 +11,7 @@ use std::cell::Cell;
 use std::sync::Once;
 use std::sync::OnceLock;
 
-/// What the signal handler needs to know about the fiber on the CPU.
-#[derive(Clone, Copy)]
-pub(crate) struct Running {
-    guard_lo: usize,
-    guard_hi: usize,
-    stack_size: usize,
-    name_ptr: *const u8,
-    name_len: usize,
-    id: u64,
-}
-
-const NOBODY: Running = Running {
-    guard_lo: 0,
-    guard_hi: 0,
-    stack_size: 0,
-    name_ptr: std::ptr::null(),
-    name_len: 0,
-    id: 0,
-};
-
 thread_local! {
-    static RUNNING: Cell<Running> = const { Cell::new(NOBODY) };
     static ALT_STACK: Cell<Option<AltStack>> = const { Cell::new(None) };
 }
 
@@ -47,31 +26,6 @@ struct SavedAction(libc::sigaction);
 unsafe impl Sync for SavedAction {}
 // SAFETY: as above.
 unsafe impl Send for SavedAction {}
-
-/// Records that a fiber with this guard page, stack size and name is about to run.
-#[inline]
-pub(crate) fn enter(
-    guard: (usize, usize),
-    stack_size: usize,
-    name: Option<&str>,
-    id: u64,
-) -> Running {
-    let (name_ptr, name_len) = name.map_or((std::ptr::null(), 0), |n| (n.as_ptr(), n.len()));
-    RUNNING.replace(Running {
-        guard_lo: guard.0,
-        guard_hi: guard.1,
-        stack_size,
-        name_ptr,
-        name_len,
-        id,
-    })
-}
-
-/// Restores the record `enter` replaced.
-#[inline]
-pub(crate) fn leave(prev: Running) {
-    RUNNING.set(prev);
-}
 
 /// Installs the fault handler (once per process) and an alternate signal stack (once per thread).
 pub(crate) fn install() {
@@ -149,27 +103,25 @@ fn ensure_alt_stack() {
 extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo_t for an SA_SIGINFO handler.
     let addr = unsafe { (*info).si_addr() } as usize;
-    let r = RUNNING.with(Cell::get);
-    if r.guard_lo <= addr && addr < r.guard_hi {
-        report(&r);
-        // SAFETY: abort is async-signal-safe.
-        unsafe { libc::abort() };
+    if let Some((guard, size, name, id)) = super::fiber::current_for_signal() {
+        if guard.0 <= addr && addr < guard.1 {
+            report(size, name, id);
+            // SAFETY: abort is async-signal-safe.
+            unsafe { libc::abort() };
+        }
     }
     chain(sig, info, ctx);
 }
 
 /// Writes the overflow message to stderr without allocating.
-fn report(r: &Running) {
+fn report(stack_size: usize, name: Option<&str>, id: u64) {
     let mut id_digits = [0u8; 20];
-    let (open, name, close): (&[u8], &[u8], &[u8]) = if r.name_ptr.is_null() {
-        (b"#", format_usize(r.id as usize, &mut id_digits), b"")
-    } else {
-        // SAFETY: name_ptr/name_len describe the running fiber's name, alive while it runs.
-        let name = unsafe { std::slice::from_raw_parts(r.name_ptr, r.name_len) };
-        (b"'", name, b"'")
+    let (open, name, close): (&[u8], &[u8], &[u8]) = match name {
+        None => (b"#", format_usize(id as usize, &mut id_digits), b""),
+        Some(n) => (b"'", n.as_bytes(), b"'"),
     };
     let mut digits = [0u8; 20];
-    let size = format_usize(r.stack_size, &mut digits);
+    let size = format_usize(stack_size, &mut digits);
     for part in [
         &b"\ngrove: task "[..],
         open,

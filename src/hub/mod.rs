@@ -10,7 +10,7 @@ pub(crate) mod sys;
 pub(crate) mod timers;
 pub(crate) mod wait;
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::rc::{Rc, Weak};
@@ -22,7 +22,7 @@ use reactor::Reactor;
 use timers::{Action, TimerKey, Timers};
 
 thread_local! {
-    static HUB: Hub = Hub::new();
+    static HUB: Hub = const { Hub::new() };
 }
 
 /// Runs `f` with this thread's hub.
@@ -38,8 +38,8 @@ pub(crate) fn alive() -> bool {
 
 /// The per-thread scheduler.
 pub(crate) struct Hub {
-    root: Rc<Fiber>,
-    current: RefCell<Rc<Fiber>>,
+    /// The thread's own stack as a fiber, made on first use.
+    root: OnceCell<Rc<Fiber>>,
     run_queue: RefCell<VecDeque<Rc<Fiber>>>,
     /// Fibers still to run before timers and I/O are polled again (fairness).
     batch: Cell<usize>,
@@ -50,32 +50,47 @@ pub(crate) struct Hub {
 }
 
 /// Live tasks and greenlets, for the "would block forever" report.
-#[derive(Default)]
 struct Registry {
     slots: Vec<Option<Weak<Fiber>>>,
     free: Vec<usize>,
 }
 
+impl Drop for Hub {
+    fn drop(&mut self) {
+        fiber::clear_current();
+    }
+}
+
 impl Hub {
-    fn new() -> Hub {
-        crate::coro::overflow::install();
-        let root = Fiber::root();
+    const fn new() -> Hub {
         Hub {
-            current: RefCell::new(root.clone()),
-            root,
+            root: OnceCell::new(),
             run_queue: RefCell::new(VecDeque::new()),
             batch: Cell::new(0),
-            timers: RefCell::new(Timers::default()),
+            timers: RefCell::new(Timers::new()),
             reactor: Reactor::new(),
-            registry: RefCell::new(Registry::default()),
+            registry: RefCell::new(Registry {
+                slots: Vec::new(),
+                free: Vec::new(),
+            }),
             next_id: Cell::new(1),
         }
+    }
+
+    /// The root fiber, created (with the fault handler) on first use.
+    pub(crate) fn root_fiber(&self) -> Rc<Fiber> {
+        self.root
+            .get_or_init(|| {
+                crate::coro::overflow::install();
+                Fiber::root()
+            })
+            .clone()
     }
 
     /// The fiber running now.
     #[inline]
     pub(crate) fn current(&self) -> Rc<Fiber> {
-        self.current.borrow().clone()
+        fiber::current_rc()
     }
 
     /// A fresh id for a task or greenlet.
@@ -145,11 +160,10 @@ impl Hub {
         }
     }
 
+    #[inline]
     fn run_fiber(&self, fiber: Rc<Fiber>) -> Option<Rc<Fiber>> {
         fiber.state.set(State::Running);
-        let prev = self.current.replace(fiber.clone());
         let next = fiber.resume();
-        *self.current.borrow_mut() = prev;
         if fiber.state.get() == State::Dead {
             self.unregister(&fiber);
         }
@@ -294,12 +308,12 @@ impl Waker {
 
 /// A waker for the current fiber's next park.
 pub(crate) fn current_waker() -> Waker {
-    Waker::for_park(with(Hub::current))
+    Waker::for_park(fiber::current_rc())
 }
 
 /// Whether the current fiber's last wake-up was a notification.
 pub(crate) fn current_was_notified() -> bool {
-    with(|hub| hub.current.borrow().wake_reason.get() == WakeReason::Notified)
+    fiber::with_current(|f| f.wake_reason.get() == WakeReason::Notified)
 }
 
 /// Parks the current fiber until a waker made for this park wakes it.
@@ -309,39 +323,46 @@ pub(crate) fn current_was_notified() -> bool {
 /// generator, and in the root when nothing could ever wake it ("would block forever").
 pub(crate) fn park(what: &'static str) -> WakeReason {
     generator::assert_not_inside("block");
-    let fiber = with(Hub::current);
-    check_interrupt(&fiber);
-    fiber.waiting_on.set(what);
-    fiber.state.set(State::Parked);
-    let fiber = leave(fiber, None).unwrap_or_else(|msg| panic!("{msg}"));
-    fiber.waiting_on.set("");
-    check_interrupt(&fiber);
-    fiber.wake_reason.get()
+    let is_root = fiber::with_current(|f| {
+        check_interrupt(f);
+        f.waiting_on.set(what);
+        f.state.set(State::Parked);
+        f.is_root()
+    });
+    leave(is_root, None);
+    fiber::with_current(|f| {
+        f.gen.set(f.gen.get().wrapping_add(1));
+        f.waiting_on.set("");
+        check_interrupt(f);
+        f.wake_reason.get()
+    })
 }
 
 /// Gives up the CPU: the root runs the trampoline (starting with `first`, if any), a task
-/// suspends to it. Returns the current fiber once it runs again, or the "would block forever"
-/// report if the root waits and nothing can ever make it runnable.
-fn leave(fiber: Rc<Fiber>, first: Option<Rc<Fiber>>) -> Result<Rc<Fiber>, String> {
-    if fiber.is_root() {
+/// suspends to it. Returns once the current fiber runs again.
+///
+/// # Panics
+/// In the root, with the "would block forever" report if nothing can ever make it runnable.
+#[inline]
+fn leave(is_root: bool, first: Option<Rc<Fiber>>) {
+    if is_root {
         if let Err(msg) = with(|hub| hub.run(first)) {
-            fiber.state.set(State::Running);
-            fiber.gen.set(fiber.gen.get().wrapping_add(1));
-            return Err(msg);
+            fiber::with_current(|f| {
+                f.state.set(State::Running);
+                f.gen.set(f.gen.get().wrapping_add(1));
+            });
+            panic!("{msg}");
         }
     } else {
-        let next = match first {
+        fiber::suspend_current(match first {
             Some(target) => Next::SwitchTo(target),
             None => Next::Park,
-        };
-        fiber::suspend(fiber, next);
+        });
     }
-    let fiber = with(Hub::current);
-    fiber.gen.set(fiber.gen.get().wrapping_add(1));
-    Ok(fiber)
 }
 
 /// Unwinds the current fiber if an interrupt is pending for it.
+#[inline]
 pub(crate) fn check_interrupt(fiber: &Fiber) {
     if let Some(why) = fiber.interrupt.take() {
         crate::task::unwind_for(why);
@@ -351,20 +372,26 @@ pub(crate) fn check_interrupt(fiber: &Fiber) {
 /// Lets every other ready fiber run once, then continues (gevent's `sleep(0)`).
 pub(crate) fn yield_now() {
     generator::assert_not_inside("yield");
-    let fiber = with(Hub::current);
-    fiber.waiting_on.set("yield_now");
-    with(|hub| hub.schedule(fiber.clone()));
-    let fiber = leave(fiber, None).unwrap_or_else(|msg| panic!("{msg}"));
-    check_interrupt(&fiber);
+    let me = fiber::current_rc();
+    me.waiting_on.set("yield_now");
+    let is_root = me.is_root();
+    with(|hub| hub.schedule(me));
+    leave(is_root, None);
+    fiber::with_current(check_interrupt);
 }
 
 /// Transfers control to `target` (greenlet switch) and returns when something switches back
 /// to the current fiber. The caller has already checked that `target` may be switched to.
-pub(crate) fn switch_to(target: Rc<Fiber>) -> Result<(), String> {
+///
+/// # Panics
+/// With the "would block forever" report if the root waits for a switch nothing can make.
+pub(crate) fn switch_to(target: Rc<Fiber>) {
     generator::assert_not_inside("switch greenlets");
-    let fiber = with(Hub::current);
-    fiber.state.set(State::Suspended);
-    leave(fiber, Some(target)).map(drop)
+    let is_root = fiber::with_current(|f| {
+        f.state.set(State::Suspended);
+        f.is_root()
+    });
+    leave(is_root, Some(target));
 }
 
 /// Adds a timer to this thread's hub.
@@ -378,11 +405,12 @@ pub(crate) fn cancel_timer(key: TimerKey) {
 }
 
 /// The current fiber.
+#[inline]
 pub(crate) fn current() -> Rc<Fiber> {
-    with(Hub::current)
+    fiber::current_rc()
 }
 
 /// The root fiber of this thread.
 pub(crate) fn root() -> Rc<Fiber> {
-    with(|hub| hub.root.clone())
+    with(Hub::root_fiber)
 }

@@ -11,7 +11,7 @@
 //! records the job id and pokes an eventfd; the hub wakes the task waiting for that id.
 
 use std::cell::{Cell, OnceCell, RefCell};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::io;
 use std::os::fd::RawFd;
 use std::rc::Rc;
@@ -181,19 +181,19 @@ pub(crate) struct Reactor {
     free: RefCell<Vec<usize>>,
     io_waiters: Cell<usize>,
     /// Jobs on other threads whose completion a task waits for: id -> waker (None once done).
-    remote_jobs: RefCell<HashMap<u64, Option<Waker>>>,
+    remote_jobs: RefCell<BTreeMap<u64, Option<Waker>>>,
     next_job: Cell<u64>,
     events: RefCell<Vec<Event>>,
 }
 
 impl Reactor {
-    pub(crate) fn new() -> Reactor {
+    pub(crate) const fn new() -> Reactor {
         Reactor {
             sys: OnceCell::new(),
             slots: RefCell::new(Vec::new()),
             free: RefCell::new(Vec::new()),
             io_waiters: Cell::new(0),
-            remote_jobs: RefCell::new(HashMap::new()),
+            remote_jobs: RefCell::new(BTreeMap::new()),
             next_job: Cell::new(1),
             events: RefCell::new(Vec::new()),
         }

@@ -24,13 +24,20 @@ pub(crate) enum Action {
 }
 
 /// All pending timers of one hub.
-#[derive(Default)]
 pub(crate) struct Timers {
     map: BTreeMap<TimerKey, Action>,
     seq: u64,
 }
 
 impl Timers {
+    /// No timers.
+    pub(crate) const fn new() -> Timers {
+        Timers {
+            map: BTreeMap::new(),
+            seq: 0,
+        }
+    }
+
     /// Adds a timer firing at `at`.
     pub(crate) fn add(&mut self, at: Instant, action: Action) -> TimerKey {
         self.seq += 1;
