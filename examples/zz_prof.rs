@@ -11,7 +11,7 @@ fn main() {
     }
     if mode == "y" || mode.is_empty() {
         let per = n / 1000;
-        let hs: Vec<_> = (0..1000).map(|_| grove::spawn(move || for _ in 0..per { grove::yield_now() })).collect();
+        let nt: u64 = std::env::var("NT").ok().map(|s| s.parse().unwrap()).unwrap_or(1000); let per = n / nt; let hs: Vec<_> = (0..nt).map(|_| grove::spawn(move || for _ in 0..per { grove::yield_now() })).collect();
         let t = std::time::Instant::now();
         grove::join_all(hs);
         println!("yield {:?}", t.elapsed() / n as u32);

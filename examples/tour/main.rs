@@ -1,0 +1,16 @@
+//! The grove tour: every story of the project, one after another, with short narration.
+//!
+//! Run: `cargo run --release --example tour` (add `RUST_LOG=grove=debug` to watch the hub).
+
+mod core_stories;
+mod net_stories;
+mod sync_stories;
+
+fn main() {
+    env_logger::init();
+    println!("== grove tour ==\n");
+    core_stories::run();
+    sync_stories::run();
+    net_stories::run();
+    println!("\n== end of the tour ==");
+}

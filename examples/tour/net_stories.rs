@@ -1,0 +1,4 @@
+//! Stories of grove::net (they arrive with the net work).
+
+/// Runs the net stories.
+pub fn run() {}

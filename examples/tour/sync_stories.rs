@@ -1,0 +1,4 @@
+//! Stories of grove::sync (they arrive with the sync work).
+
+/// Runs the sync stories.
+pub fn run() {}
