@@ -73,10 +73,17 @@ fn main() {
         .skip(1)
         .filter_map(|a| a.parse().ok())
         .collect();
-    let counts = if counts.is_empty() { vec![100_000, 1_000_000] } else { counts };
+    let counts = if counts.is_empty() {
+        vec![100_000, 1_000_000]
+    } else {
+        counts
+    };
     for n in counts {
         let exe = std::env::current_exe().expect("bench binary");
-        let status = Command::new(exe).env(CHILD, n.to_string()).status().expect("child");
+        let status = Command::new(exe)
+            .env(CHILD, n.to_string())
+            .status()
+            .expect("child");
         assert!(status.success(), "the {n}-task run failed");
     }
 }

@@ -9,7 +9,9 @@ use criterion::{criterion_group, criterion_main, Criterion};
 
 fn spawn_join(c: &mut Criterion) {
     may::config().set_workers(1);
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let mut group = c.benchmark_group("spawn_join");
     group.bench_function("grove", |b| {
         b.iter(|| grove::spawn(|| std::hint::black_box(1u64)).join().unwrap())
@@ -19,7 +21,9 @@ fn spawn_join(c: &mut Criterion) {
             rt.block_on(async move {
                 let start = Instant::now();
                 for _ in 0..iters {
-                    tokio::spawn(async { std::hint::black_box(1u64) }).await.unwrap();
+                    tokio::spawn(async { std::hint::black_box(1u64) })
+                        .await
+                        .unwrap();
                 }
                 start.elapsed()
             })

@@ -92,10 +92,14 @@ fn scale(elapsed: Duration, iters: u64, done: u64) -> Duration {
 
 fn yield_among_1000(c: &mut Criterion) {
     may::config().set_workers(1);
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let mut group = c.benchmark_group("yield_now_1000_tasks");
     group.bench_function("grove", |b| b.iter_custom(grove_yields));
-    group.bench_function("tokio_current_thread", |b| b.iter_custom(|n| tokio_yields(&rt, n)));
+    group.bench_function("tokio_current_thread", |b| {
+        b.iter_custom(|n| tokio_yields(&rt, n))
+    });
     group.bench_function("may_1_worker", |b| b.iter_custom(may_yields));
     group.finish();
 }

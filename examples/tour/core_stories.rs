@@ -78,8 +78,14 @@ fn many_sleepers() {
     let handles: Vec<_> = (0..100_000)
         .map(|_| grove::spawn(|| grove::sleep(Duration::from_millis(100))))
         .collect();
-    let ok = grove::join_all(handles).iter().filter(|r| r.is_ok()).count();
-    println!("{ok} tasks done in {:.0?} (sequentially: 10,000 s)", start.elapsed());
+    let ok = grove::join_all(handles)
+        .iter()
+        .filter(|r| r.is_ok())
+        .count();
+    println!(
+        "{ok} tasks done in {:.0?} (sequentially: 10,000 s)",
+        start.elapsed()
+    );
 }
 
 fn timeouts_and_kill() {

@@ -54,7 +54,7 @@ pub(crate) enum WakeReason {
 }
 
 /// An unwinding request delivered to a fiber at its park or switch point.
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) enum Interrupt {
     /// `JoinHandle::kill`.
     Kill,
@@ -160,11 +160,6 @@ impl Fiber {
         self.kind == Kind::Root
     }
 
-    /// Usable stack bytes (0 for the root).
-    pub(crate) fn stack_size(&self) -> usize {
-        self.stack_size
-    }
-
     /// The name for messages: the task name, or `#id`.
     pub(crate) fn label(&self) -> String {
         match (&self.name, self.kind) {
@@ -178,6 +173,7 @@ impl Fiber {
     /// Runs the fiber until it suspends or finishes. Only the trampoline calls this.
     ///
     /// Returns what the fiber asked for next; on completion the stack goes back to the pool.
+    #[inline]
     pub(crate) fn resume(&self) -> Next {
         let result = {
             let mut co = self.co.borrow_mut();
@@ -288,9 +284,20 @@ pub(crate) fn clear_current() {
     let _ = CUR.try_with(|c| c.set(ptr::null()));
 }
 
-/// What the overflow handler needs: guard page range, usable stack size, name and id of the
-/// fiber on the CPU, read without allocating (called from a signal handler).
-pub(crate) fn current_for_signal() -> Option<((usize, usize), usize, Option<&'static str>, u64)> {
+/// What the overflow handler needs to know about the fiber on the CPU.
+pub(crate) struct SignalInfo {
+    /// The guard page's address range.
+    pub(crate) guard: (usize, usize),
+    /// Usable stack bytes.
+    pub(crate) stack_size: usize,
+    /// The task's name, if any.
+    pub(crate) name: Option<&'static str>,
+    /// The fiber's id.
+    pub(crate) id: u64,
+}
+
+/// The fiber on the CPU, read without allocating (called from a signal handler).
+pub(crate) fn current_for_signal() -> Option<SignalInfo> {
     let p = CUR.try_with(Cell::get).ok()?;
     if p.is_null() {
         return None;
@@ -299,7 +306,12 @@ pub(crate) fn current_for_signal() -> Option<((usize, usize), usize, Option<&'st
     // handler, since the fault interrupted the code that keeps it alive. The `'static` name
     // borrow is only used by the handler before it aborts the process.
     let f: &'static Fiber = unsafe { &*p };
-    Some((f.guard, f.stack_size, f.name.as_deref(), f.id))
+    Some(SignalInfo {
+        guard: f.guard,
+        stack_size: f.stack_size,
+        name: f.name.as_deref(),
+        id: f.id,
+    })
 }
 
 /// Suspends the fiber on the CPU and hands `next` to the trampoline; returns when the

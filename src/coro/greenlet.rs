@@ -29,8 +29,8 @@
 //! Switches are also how grove tasks run: a greenlet may call `sleep`, socket reads and other
 //! blocking calls, which park it in the hub like a task until they complete.
 
-use std::any::Any;
-use std::cell::RefCell;
+use std::any::{Any, TypeId};
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
@@ -67,11 +67,9 @@ impl fmt::Display for ParentCycle {
 
 impl std::error::Error for ParentCycle {}
 
-/// What travels with a switch.
+/// What travels with a switch (values take the fast path in `VALUE`).
 enum Handoff {
     Empty,
-    /// Points at an `Option<T>` on the stack of the suspended sender.
-    Value(*mut dyn Any),
     /// A finished greenlet's return value.
     Boxed(Box<dyn Any>),
     /// A finished greenlet's panic, re-raised in the receiver.
@@ -82,10 +80,19 @@ enum Handoff {
 
 thread_local! {
     static HANDOFF: RefCell<Handoff> = const { RefCell::new(Handoff::Empty) };
+    /// A switched value: points at an `Option<T>` on the stack of the suspended sender, with
+    /// `T`'s type id. Null when the handoff is in `HANDOFF` instead.
+    static VALUE: Cell<(*mut (), TypeId)> = const { Cell::new((std::ptr::null_mut(), TypeId::of::<()>())) };
 }
 
 fn put(h: Handoff) {
+    VALUE.set((std::ptr::null_mut(), TypeId::of::<()>()));
     HANDOFF.with(|s| *s.borrow_mut() = h);
+}
+
+#[inline]
+fn put_value<T: 'static>(slot: &mut Option<T>) {
+    VALUE.set(((slot as *mut Option<T>).cast(), TypeId::of::<T>()));
 }
 
 /// Takes what the last switch into the current fiber sent.
@@ -93,18 +100,25 @@ fn put(h: Handoff) {
 /// # Panics
 /// Re-raises a child's panic; panics with [`GreenletExit`] if the child died of it; panics if
 /// the sender used another value type.
+#[inline]
 fn receive<T: 'static>() -> T {
-    match HANDOFF.with(|s| std::mem::replace(&mut *s.borrow_mut(), Handoff::Empty)) {
-        Handoff::Value(p) => {
-            // SAFETY: `p` was set by a sender that is now suspended inside `switch`, where the
-            // `Option<T>` it points to lives on its stack until that switch returns; nothing ran
-            // between its suspension and this take (see `Greenlet::switch`).
-            let slot = unsafe { &mut *p };
-            match slot.downcast_mut::<Option<T>>().and_then(Option::take) {
-                Some(v) => v,
-                None => type_mismatch::<T>(),
-            }
+    let (p, ty) = VALUE.replace((std::ptr::null_mut(), TypeId::of::<()>()));
+    if !p.is_null() {
+        if ty != TypeId::of::<T>() {
+            type_mismatch::<T>();
         }
+        // SAFETY: `p` was set by a sender now suspended inside `switch`, where the `Option<T>`
+        // it points to (of type `T`, checked above) lives on its stack until that switch
+        // returns; nothing ran between its suspension and this take (see `Greenlet::switch`).
+        let slot = unsafe { &mut *p.cast::<Option<T>>() };
+        return slot.take().unwrap_or_else(|| type_mismatch::<T>());
+    }
+    receive_slow()
+}
+
+#[cold]
+fn receive_slow<T: 'static>() -> T {
+    match HANDOFF.with(|s| std::mem::replace(&mut *s.borrow_mut(), Handoff::Empty)) {
         Handoff::Boxed(b) => match b.downcast::<T>() {
             Ok(v) => *v,
             Err(_) => type_mismatch::<T>(),
@@ -209,7 +223,7 @@ impl<T: 'static> Greenlet<T> {
         }
         check_switchable(&target);
         let mut slot = Some(value);
-        put(Handoff::Value(&mut slot as &mut dyn Any as *mut dyn Any));
+        put_value(&mut slot);
         transfer(target);
         receive::<T>()
     }
@@ -231,11 +245,11 @@ impl<T: 'static> Greenlet<T> {
         self.fiber.interrupt.set(Some(Interrupt::Exit));
         put(Handoff::Empty);
         transfer(self.fiber.clone());
+        // A value switched back to us stays in its sender's slot (and is dropped there).
+        VALUE.set((std::ptr::null_mut(), TypeId::of::<()>()));
         match HANDOFF.with(|s| std::mem::replace(&mut *s.borrow_mut(), Handoff::Empty)) {
             Handoff::Panic(p) => resume_unwind(p),
-            Handoff::Exited | Handoff::Empty => {}
-            // A value switched back to us: the thrower receives and drops it.
-            other => drop(other),
+            Handoff::Exited | Handoff::Empty | Handoff::Boxed(_) => {}
         }
     }
 

@@ -103,9 +103,9 @@ fn ensure_alt_stack() {
 extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo_t for an SA_SIGINFO handler.
     let addr = unsafe { (*info).si_addr() } as usize;
-    if let Some((guard, size, name, id)) = super::fiber::current_for_signal() {
-        if guard.0 <= addr && addr < guard.1 {
-            report(size, name, id);
+    if let Some(f) = super::fiber::current_for_signal() {
+        if f.guard.0 <= addr && addr < f.guard.1 {
+            report(f.stack_size, f.name, f.id);
             // SAFETY: abort is async-signal-safe.
             unsafe { libc::abort() };
         }

@@ -175,14 +175,26 @@ impl Hub {
 
     /// Pops the next ready fiber, polling timers and I/O between batches and blocking when
     /// nothing is ready. Fails when nothing can ever become ready.
+    #[inline]
     fn next_ready(&self) -> Result<Rc<Fiber>, String> {
-        loop {
-            if self.batch.get() == 0 {
-                self.poll(false);
-                self.batch.set(self.run_queue.borrow().len());
-            }
+        let batch = self.batch.get();
+        if batch > 0 {
             if let Some(f) = self.run_queue.borrow_mut().pop_front() {
-                self.batch.set(self.batch.get().saturating_sub(1));
+                self.batch.set(batch - 1);
+                return Ok(f);
+            }
+        }
+        self.next_batch()
+    }
+
+    /// Starts a new batch: polls timers and I/O, and blocks when nothing is ready.
+    #[inline(never)]
+    fn next_batch(&self) -> Result<Rc<Fiber>, String> {
+        loop {
+            self.poll(false);
+            let ready = self.run_queue.borrow().len();
+            if let Some(f) = self.run_queue.borrow_mut().pop_front() {
+                self.batch.set(ready - 1);
                 return Ok(f);
             }
             if !self.poll(true) {
@@ -364,7 +376,8 @@ fn leave(is_root: bool, first: Option<Rc<Fiber>>) {
 /// Unwinds the current fiber if an interrupt is pending for it.
 #[inline]
 pub(crate) fn check_interrupt(fiber: &Fiber) {
-    if let Some(why) = fiber.interrupt.take() {
+    if let Some(why) = fiber.interrupt.get() {
+        fiber.interrupt.set(None);
         crate::task::unwind_for(why);
     }
 }

@@ -98,9 +98,8 @@ impl EventFd {
         // SAFETY: eventfd takes only an initial value and flags.
         let fd = syscall!(eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK))?;
         // SAFETY: `fd` was just returned by the kernel and is owned by nobody else.
-        Ok(EventFd {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        })
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(EventFd { fd })
     }
 
     /// Increments the counter, making the fd readable.
