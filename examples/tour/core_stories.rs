@@ -29,10 +29,14 @@ fn generators() {
         })
     };
     let mut consumers = [consumer("c1"), consumer("c2")];
-    consumers.iter_mut().for_each(|c| drop(c.resume(0)));
+    consumers.iter_mut().for_each(|c| {
+        c.resume(0);
+    });
     for n in 1..=3 {
         println!("[producer] is making baozi {n}");
-        consumers.iter_mut().for_each(|c| drop(c.resume(n)));
+        consumers.iter_mut().for_each(|c| {
+            c.resume(n);
+        });
     }
 }
 
@@ -59,17 +63,17 @@ fn greenlets() {
 
 fn gevent_sleep() {
     chapter("tasks: gevent's foo/bar, joined with join_all");
-    let foo = grove::spawn(|| {
+    let foo_task = grove::spawn(|| {
         println!("Running in foo");
         grove::sleep(Duration::from_millis(200));
         println!("Explicit context switch to foo again");
     });
-    let bar = grove::spawn(|| {
+    let bar_task = grove::spawn(|| {
         println!("Explicit context to bar");
         grove::sleep(Duration::ZERO);
         println!("Implicit context switch back to bar");
     });
-    grove::join_all([foo, bar]);
+    grove::join_all([foo_task, bar_task]);
 }
 
 fn many_sleepers() {
