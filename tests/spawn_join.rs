@@ -122,3 +122,15 @@ fn tasks_can_run_on_other_threads_with_their_own_hub() {
     let here = grove::spawn(|| 3);
     assert_eq!(t.join().unwrap() + here.join().unwrap(), 10);
 }
+
+#[test]
+fn a_thread_may_exit_with_tasks_still_parked() {
+    let t = std::thread::spawn(|| {
+        let forever = grove::spawn(|| grove::sleep(Duration::from_secs(3600)));
+        let quick = grove::spawn(|| 1);
+        let v = quick.join().unwrap();
+        drop(forever);
+        v
+    });
+    assert_eq!(t.join().unwrap(), 1);
+}

@@ -315,6 +315,11 @@ fn live_target(f: &Rc<Fiber>) -> Rc<Fiber> {
     if f.state.get() != State::Dead {
         return f.clone();
     }
+    live_ancestor(f)
+}
+
+#[cold]
+fn live_ancestor(f: &Rc<Fiber>) -> Rc<Fiber> {
     let mut cur = f.clone();
     while cur.state.get() == State::Dead {
         let parent = cur.parent.borrow().clone();
@@ -323,12 +328,21 @@ fn live_target(f: &Rc<Fiber>) -> Rc<Fiber> {
     cur
 }
 
+#[inline]
 fn switchable(f: &Fiber) -> bool {
     matches!(f.state.get(), State::Fresh | State::Suspended)
 }
 
+#[inline]
 fn check_switchable(target: &Fiber) {
     if !switchable(target) {
+        not_switchable(target);
+    }
+}
+
+#[cold]
+fn not_switchable(target: &Fiber) -> ! {
+    {
         panic!(
             "grove: cannot switch to {}: it is {:?} (waiting in the hub or running), not \
              suspended in a switch",
@@ -339,6 +353,7 @@ fn check_switchable(target: &Fiber) {
 }
 
 /// Switches to `target`; on return, delivers any interrupt addressed to the current fiber.
+#[inline]
 fn transfer(target: Rc<Fiber>) {
     struct ClearOnUnwind;
     impl Drop for ClearOnUnwind {

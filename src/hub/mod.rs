@@ -142,6 +142,7 @@ impl Hub {
     /// The trampoline: runs fibers until the root is the next to run.
     ///
     /// `first` is a fiber to run before consulting the run queue (a switch target).
+    #[inline]
     fn run(&self, first: Option<Rc<Fiber>>) -> Result<(), String> {
         let mut next = first;
         loop {
@@ -398,6 +399,7 @@ pub(crate) fn yield_now() {
 ///
 /// # Panics
 /// With the "would block forever" report if the root waits for a switch nothing can make.
+#[inline]
 pub(crate) fn switch_to(target: Rc<Fiber>) {
     generator::assert_not_inside("switch greenlets");
     let is_root = fiber::with_current(|f| {
