@@ -76,3 +76,18 @@ fn a_task_killed_while_waiting_to_join_leaves_the_joined_task_alone() {
     joiner.kill();
     assert!(joiner.join().unwrap_err().is_killed());
 }
+
+#[test]
+fn killing_a_task_suspended_in_a_greenlet_switch_unwinds_it() {
+    let (dropped, guard) = util::drop_flag();
+    let h = grove::spawn(move || {
+        let _guard = guard;
+        // Switch to a greenlet that parks in the hub and never switches back.
+        let g = grove::greenlet::Greenlet::new(|()| grove::sleep(Duration::from_secs(3600)));
+        g.switch(());
+    });
+    grove::yield_now();
+    h.kill();
+    assert!(dropped.get());
+    assert!(h.join().unwrap_err().is_killed());
+}

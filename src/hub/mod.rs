@@ -245,7 +245,9 @@ impl Hub {
     /// Delivers an interrupt: the fiber unwinds at its park or switch point.
     pub(crate) fn interrupt(&self, fiber: &Rc<Fiber>, why: Interrupt) {
         fiber.interrupt.set(Some(why));
-        if fiber.state.get() == State::Parked {
+        // A parked fiber is woken; one suspended in a greenlet switch is resumed there. Either
+        // way it unwinds as soon as it runs.
+        if matches!(fiber.state.get(), State::Parked | State::Suspended) {
             fiber.gen.set(fiber.gen.get().wrapping_add(1));
             fiber.wake_reason.set(WakeReason::Interrupted);
             self.schedule(fiber.clone());

@@ -128,3 +128,81 @@ impl Drop for Registration<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+        p.downcast_ref::<String>().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn main_joining_a_task_that_waits_forever_fails_naming_it() {
+        let start = std::time::Instant::now();
+        let queue = Rc::new(WaitQueue::new());
+        let q = queue.clone();
+        let stuck = crate::Builder::new()
+            .name("stuck")
+            .spawn(move || {
+                q.wait("a queue nobody notifies", None);
+            })
+            .unwrap();
+        let err = catch_unwind(AssertUnwindSafe(|| stuck.join())).unwrap_err();
+        let text = panic_text(err.as_ref());
+        assert!(
+            text.contains("this operation would block forever"),
+            "{text}"
+        );
+        assert!(text.contains("main waits on JoinHandle::join"), "{text}");
+        assert!(
+            text.contains("'stuck' waits on a queue nobody notifies"),
+            "{text}"
+        );
+        assert!(start.elapsed() < Duration::from_secs(5));
+        // The waiter is still parked; the hub works on.
+        assert_eq!(queue.len(), 1);
+        assert_eq!(crate::spawn(|| 5).join().unwrap(), 5);
+        assert!(queue.notify_one());
+    }
+
+    #[test]
+    fn a_timed_wait_returns_timed_out_and_leaves_no_entry() {
+        let queue = WaitQueue::new();
+        let r = queue.wait(
+            "test",
+            Some(std::time::Instant::now() + Duration::from_millis(5)),
+        );
+        assert_eq!(r, Waited::TimedOut);
+        assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn a_notification_taken_by_a_killed_waiter_is_passed_on() {
+        let queue = Rc::new(WaitQueue::new());
+        let woken = Rc::new(std::cell::Cell::new(0));
+        let spawn_waiter = |name: &str| {
+            let (q, w) = (queue.clone(), woken.clone());
+            crate::Builder::new()
+                .name(name)
+                .spawn(move || {
+                    if q.wait("test", None) == Waited::Notified {
+                        w.set(w.get() + 1);
+                    }
+                })
+                .unwrap()
+        };
+        let first = spawn_waiter("first");
+        let second = spawn_waiter("second");
+        crate::yield_now();
+        assert_eq!(queue.len(), 2);
+        assert!(queue.notify_one()); // picks `first`, which is now runnable...
+        first.kill(); // ...but dies before it runs: the wake-up must go to `second`.
+        second.join().unwrap();
+        assert_eq!(woken.get(), 1);
+        assert!(first.join().unwrap_err().is_killed());
+    }
+}
