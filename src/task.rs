@@ -187,11 +187,9 @@ impl<T> JoinHandle<T> {
         if self.is_finished() {
             return;
         }
-        let me = hub::current();
-        if Rc::ptr_eq(&me, &self.fiber) {
+        if fiber::is_current(&self.fiber) {
             unwind_for(Interrupt::Kill);
         }
-        drop(me);
         if self.fiber.state.get() == State::Fresh || !self.fiber.is_started() {
             self.fiber.force_unwind();
             hub::with(|h| h.forget(&self.fiber));
@@ -206,7 +204,7 @@ impl<T> JoinHandle<T> {
         if self.is_finished() {
             return;
         }
-        if Rc::ptr_eq(&hub::current(), &self.fiber) {
+        if fiber::is_current(&self.fiber) {
             panic!("grove: task {} tried to join itself", self.fiber.label());
         }
         while !self.is_finished() {
@@ -320,8 +318,7 @@ fn run_task<T, F: FnOnce() -> T>(f: F, shared: &Shared<T>) {
         Err(p) if p.is::<KillSignal>() => Err(JoinError::Killed),
         Err(p) => Err(JoinError::Panicked(p)),
     };
-    let me = hub::current();
-    shared.complete(result, &me);
+    fiber::with_current(|me| shared.complete(result, me));
 }
 
 /// Spawns a task running `f` and returns its handle (gevent's `spawn`).

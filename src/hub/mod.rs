@@ -389,7 +389,6 @@ pub(crate) fn check_interrupt(fiber: &Fiber) {
 pub(crate) fn yield_now() {
     generator::assert_not_inside("yield");
     let me = fiber::current_rc();
-    me.waiting_on.set("yield_now");
     let is_root = me.is_root();
     with(|hub| hub.schedule(me));
     leave(is_root, None);
