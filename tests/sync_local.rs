@@ -46,7 +46,11 @@ fn values_of_finished_tasks_are_dropped() {
         let l = local.clone();
         grove::spawn(move || l.with(|_| ())).join().unwrap();
     }
-    assert!(drops.get() >= 50, "dead tasks' values are swept: {}", drops.get());
+    assert!(
+        drops.get() >= 50,
+        "dead tasks' values are swept: {}",
+        drops.get()
+    );
     assert!(local.len() < 60);
     drop(local);
     assert_eq!(drops.get(), 100);

@@ -12,7 +12,9 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::error::{GetError, GetTimeoutError, PutError, PutTimeoutError, TryGetError, TryPutError};
+use super::error::{
+    GetError, GetTimeoutError, PutError, PutTimeoutError, TryGetError, TryPutError,
+};
 use crate::hub::wait::{WaitQueue, Waited};
 
 /// A queue of size zero: every `put` waits for a `get` (gevent's `Channel`).
@@ -76,7 +78,12 @@ impl<T> Offer<'_, T> {
     }
 
     fn taken(&self) -> bool {
-        !self.inner.offers.borrow().iter().any(|(id, _)| *id == self.id)
+        !self
+            .inner
+            .offers
+            .borrow()
+            .iter()
+            .any(|(id, _)| *id == self.id)
     }
 }
 
@@ -150,8 +157,7 @@ impl<T> Channel<T> {
             if offer.taken() {
                 return Ok(());
             }
-            let timed_out =
-                self.inner.putters.wait("Channel::put", deadline) == Waited::TimedOut;
+            let timed_out = self.inner.putters.wait("Channel::put", deadline) == Waited::TimedOut;
             if self.inner.closed.get() || timed_out {
                 return match offer.withdraw() {
                     None => Ok(()),

@@ -145,12 +145,16 @@ impl<T> Local<T> {
 }
 
 fn is_alive(owner: &Weak<Fiber>) -> bool {
-    owner.upgrade().is_some_and(|f| f.state.get() != State::Dead)
+    owner
+        .upgrade()
+        .is_some_and(|f| f.state.get() != State::Dead)
 }
 
 impl<T> fmt::Debug for Local<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Local").field("values", &self.len()).finish()
+        f.debug_struct("Local")
+            .field("values", &self.len())
+            .finish()
     }
 }
 

@@ -11,7 +11,9 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::error::{GetError, GetTimeoutError, PutError, PutTimeoutError, TryGetError, TryPutError};
+use super::error::{
+    GetError, GetTimeoutError, PutError, PutTimeoutError, TryGetError, TryPutError,
+};
 use crate::hub::wait::{WaitQueue, Waited};
 
 mod sealed {
@@ -144,7 +146,10 @@ impl<T> Default for Queue<T> {
 }
 
 fn check(capacity: usize) -> usize {
-    assert!(capacity > 0, "grove: a queue bounded to 0 items; use sync::Channel");
+    assert!(
+        capacity > 0,
+        "grove: a queue bounded to 0 items; use sync::Channel"
+    );
     capacity
 }
 
@@ -230,7 +235,8 @@ impl<T, O: Order<T>> Queue<T, O> {
     /// # Panics
     /// With "would block forever" if main waits on a full queue that no task will drain.
     pub fn put(&self, item: T) -> Result<(), PutError<T>> {
-        self.put_deadline(item, None).map_err(|e| PutError(e.into_inner()))
+        self.put_deadline(item, None)
+            .map_err(|e| PutError(e.into_inner()))
     }
 
     /// Puts `item` if there is room now.
