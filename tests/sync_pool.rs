@@ -125,3 +125,16 @@ impl Drop for Counter {
         self.0.set(self.0.get() + 1);
     }
 }
+
+#[test]
+fn killing_a_pool_task_before_it_starts_frees_its_slot() {
+    let pool = Pool::new(1);
+    let ran = Rc::new(Cell::new(false));
+    let r = ran.clone();
+    let h = pool.spawn(move || r.set(true));
+    h.kill(); // never started: its closure (holding the slot) is dropped unrun
+    assert!(!ran.get());
+    assert!(pool.try_spawn(|| ()).is_ok());
+    pool.join();
+    assert!(pool.is_empty());
+}

@@ -182,3 +182,25 @@ fn main_waiting_on_a_queue_nobody_fills_fails_instead_of_hanging() {
     assert!(text.contains("Queue::get"), "{text}");
     assert_eq!(q.getters(), 0);
 }
+
+#[test]
+fn a_getter_whose_timeout_fires_after_it_was_woken_passes_the_item_on() {
+    let q = Queue::new();
+    let a = {
+        let q = q.clone();
+        grove::spawn(move || grove::with_timeout(Duration::from_millis(5), || q.get().unwrap()))
+    };
+    let b = {
+        let q = q.clone();
+        grove::spawn(move || q.get_timeout(Duration::from_secs(2)).ok())
+    };
+    grove::yield_now();
+    std::thread::sleep(Duration::from_millis(10)); // a's timeout is now due
+    q.put(1).unwrap(); // wakes `a`, whose timeout fires before or as it runs
+    let (a, b) = (a.join().unwrap().ok(), b.join().unwrap());
+    assert_eq!(
+        a.into_iter().chain(b).collect::<Vec<_>>(),
+        [1],
+        "exactly one getter has the item"
+    );
+}

@@ -129,7 +129,7 @@ impl<T> Channel<T> {
         if i.closed.get() {
             return Err(TryPutError::Closed(item));
         }
-        if i.getters.len() <= i.offers.borrow().len() {
+        if i.getters.is_empty() || i.getters.len() <= i.offers.borrow().len() {
             return Err(TryPutError::Full(item));
         }
         self.offer(item);
