@@ -44,6 +44,9 @@
 //! | `LoopExit: This operation would block forever` | a panic with the same message |
 //! | `greenlet(f)`, `g.switch(v)` | [`greenlet::Greenlet::new`]`(f)`, [`greenlet::Greenlet::switch`] |
 //! | `greenlet.getcurrent()`, `g.parent`, `g.throw()` | [`greenlet::getcurrent`], [`greenlet::Greenlet::parent`], [`greenlet::Greenlet::throw`] |
+//! | `gevent.event.Event`, `AsyncResult` | [`sync::Event`], [`sync::AsyncResult`] |
+//! | `gevent.queue.Queue`, `Channel`; `gevent.lock.Semaphore` | [`sync::Queue`], [`sync::Channel`]; [`sync::Semaphore`], [`sync::Mutex`] |
+//! | `gevent.pool.Pool`, `Group`; `gevent.local.local` | [`sync::Pool`], [`sync::Group`]; [`sync::Local`] |
 //! | a generator with `x = yield v` / `send(x)` | [`generator::Generator`], [`generator::Yielder::suspend`] / [`generator::Generator::resume`] |
 //!
 //! ## Caveats
@@ -69,6 +72,7 @@ mod sys;
 
 mod coro;
 mod hub;
+pub mod sync;
 mod task;
 mod timeout;
 

@@ -1,0 +1,149 @@
+//! [`Group`]: a set of tasks joined or killed together (gevent.pool.Group).
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::rc::Rc;
+
+use crate::coro::fiber::{Fiber, Interrupt};
+use crate::hub::{self, wait::WaitQueue};
+use crate::JoinHandle;
+
+/// Tracks the tasks spawned through it, so they can be joined or killed as one
+/// (gevent's `Group`). Clones are handles to the same group.
+///
+/// A task leaves the group when it finishes, however it finishes.
+///
+/// ```
+/// use grove::sync::Group;
+/// let group = Group::new();
+/// for i in 0..3 {
+///     group.spawn(move || grove::sleep(std::time::Duration::from_millis(i)));
+/// }
+/// assert_eq!(group.len(), 3);
+/// group.join();
+/// assert!(group.is_empty());
+/// ```
+#[derive(Clone, Default)]
+pub struct Group {
+    inner: Rc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    members: RefCell<BTreeMap<u64, Rc<Member>>>,
+    next_id: Cell<u64>,
+    /// Woken when the group becomes empty.
+    empty: WaitQueue,
+}
+
+/// One task of the group, as the group sees it.
+#[derive(Default)]
+struct Member {
+    /// Set once the task runs.
+    fiber: RefCell<Option<Rc<Fiber>>>,
+    /// `kill` reached it before it started: it unwinds as soon as it runs.
+    killed: Cell<bool>,
+}
+
+/// Removes a member from its group when its task ends (returns, panics, or is killed — even
+/// before it started, when the task's closure is dropped unrun).
+struct Leave {
+    group: Rc<Inner>,
+    id: u64,
+}
+
+impl Drop for Leave {
+    fn drop(&mut self) {
+        let left = {
+            let mut members = self.group.members.borrow_mut();
+            members.remove(&self.id);
+            members.len()
+        };
+        // `join` waits for no member left; `kill` from inside the group for one.
+        if left <= 1 {
+            self.group.empty.notify_all();
+        }
+    }
+}
+
+impl Group {
+    /// An empty group.
+    pub fn new() -> Group {
+        Group::default()
+    }
+
+    /// Spawns `f` as a task of this group.
+    ///
+    /// # Panics
+    /// As [`crate::spawn`], if no stack can be allocated.
+    pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        let member = Rc::new(Member::default());
+        let id = self.inner.next_id.get();
+        self.inner.next_id.set(id + 1);
+        self.inner.members.borrow_mut().insert(id, member.clone());
+        let leave = Leave {
+            group: self.inner.clone(),
+            id,
+        };
+        crate::spawn(move || {
+            let _leave = leave;
+            if member.killed.get() {
+                crate::task::unwind_for(Interrupt::Kill);
+            }
+            *member.fiber.borrow_mut() = Some(hub::current());
+            f()
+        })
+    }
+
+    /// Waits until every task of the group has finished (tasks spawned meanwhile included).
+    ///
+    /// # Panics
+    /// With "would block forever" if main waits and a member can never finish.
+    pub fn join(&self) {
+        while !self.is_empty() {
+            self.inner.empty.wait("Group::join", None);
+        }
+    }
+
+    /// Kills every task of the group and waits until all are gone. Each unwinds from its park
+    /// point (its `Drop`s run); one that has not started never runs its body. Called from a
+    /// task of the group, it kills the others and returns.
+    pub fn kill(&self) {
+        let members: Vec<Rc<Member>> = self.inner.members.borrow().values().cloned().collect();
+        let me = hub::current();
+        let mut inside = 0;
+        for m in members {
+            let fiber = m.fiber.borrow().clone();
+            match fiber {
+                Some(f) if Rc::ptr_eq(&f, &me) => inside = 1,
+                Some(f) => hub::with(|h| h.interrupt(&f, Interrupt::Kill)),
+                None => m.killed.set(true),
+            }
+        }
+        drop(me);
+        while self.len() > inside {
+            self.inner.empty.wait("Group::kill", None);
+        }
+    }
+
+    /// Number of tasks in the group.
+    pub fn len(&self) -> usize {
+        self.inner.members.borrow().len()
+    }
+
+    /// Whether the group has no task.
+    pub fn is_empty(&self) -> bool {
+        self.inner.members.borrow().is_empty()
+    }
+}
+
+impl fmt::Debug for Group {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Group").field("len", &self.len()).finish()
+    }
+}
