@@ -72,8 +72,12 @@ mod sys;
 
 mod coro;
 mod hub;
+pub mod io;
+pub mod net;
+pub mod select;
 pub mod sync;
 mod task;
+pub mod threadpool;
 mod timeout;
 
 pub use coro::generator;

@@ -192,27 +192,28 @@ impl Hub {
     #[inline(never)]
     fn next_batch(&self) -> Result<Rc<Fiber>, String> {
         loop {
-            self.poll(false);
+            // One poll per batch: non-blocking while fibers are ready, else until something
+            // (a timer, an fd, another thread) makes one ready.
+            if !self.poll() {
+                return Err(self.deadlock_report());
+            }
             let ready = self.run_queue.borrow().len();
             if let Some(f) = self.run_queue.borrow_mut().pop_front() {
                 self.batch.set(ready - 1);
                 return Ok(f);
             }
-            if !self.poll(true) {
-                return Err(self.deadlock_report());
-            }
         }
     }
 
-    /// Fires due timers and collects I/O readiness. With `block`, waits for the first of them
-    /// when the run queue is empty. Returns false if nothing could ever wake a fiber.
-    fn poll(&self, block: bool) -> bool {
+    /// Fires due timers and collects I/O readiness; when the run queue is empty, waits for the
+    /// first of them. Returns false if nothing could ever wake a fiber.
+    fn poll(&self) -> bool {
         let has_timers = !self.timers.borrow().is_empty();
         if has_timers {
             self.fire_timers(Instant::now());
         }
         let idle = self.run_queue.borrow().is_empty();
-        if !block || !idle {
+        if !idle {
             if self.reactor.has_waiters() {
                 self.reactor.poll(Some(0));
             }

@@ -41,29 +41,33 @@ pub(crate) struct Source {
     readable: Cell<bool>,
     writable: Cell<bool>,
     closed: Cell<bool>,
+    read_closed: Cell<bool>,
     readers: WaitQueue,
     writers: WaitQueue,
 }
 
 impl Source {
-    /// The fd this source watches.
-    pub(crate) fn fd(&self) -> RawFd {
-        self.fd
-    }
-
     /// Forgets readiness in one direction after the syscall said `EAGAIN`.
     pub(crate) fn clear(&self, dir: Interest) {
         self.flag(dir).set(false);
     }
 
+    /// Whether the source was closed (deregistered); waits on it fail.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.get()
+    }
+
+    /// Forgets read readiness after a short read emptied the receive queue — unless the peer
+    /// has closed its side, whose edge has been consumed already and will not come again.
+    pub(crate) fn drained(&self) {
+        if !self.read_closed.get() {
+            self.readable.set(false);
+        }
+    }
+
     /// Whether readiness in `dir` is known.
     pub(crate) fn is_ready(&self, dir: Interest) -> bool {
         self.flag(dir).get()
-    }
-
-    /// Number of tasks parked waiting for `dir`.
-    pub(crate) fn waiters(&self, dir: Interest) -> usize {
-        self.queue(dir).len()
     }
 
     /// Parks until `dir` is ready, the source is closed (`NotConnected`), or `deadline` passes
@@ -108,6 +112,9 @@ impl Source {
     }
 
     fn on_event(&self, ev: &Event) {
+        if ev.read_closed {
+            self.read_closed.set(true);
+        }
         if ev.readable {
             self.readable.set(true);
             self.readers.notify_all();
@@ -230,9 +237,11 @@ impl Reactor {
         let source = Rc::new(Source {
             fd,
             token,
-            readable: Cell::new(false),
-            writable: Cell::new(false),
+            // Unknown readiness counts as ready: the first call tries the syscall.
+            readable: Cell::new(true),
+            writable: Cell::new(true),
             closed: Cell::new(false),
+            read_closed: Cell::new(false),
             readers: WaitQueue::new(),
             writers: WaitQueue::new(),
         });

@@ -12,6 +12,8 @@ pub(crate) struct Event {
     pub(crate) readable: bool,
     /// The fd is writable, hung up or in error.
     pub(crate) writable: bool,
+    /// The peer closed its side (or the fd hung up or failed): reads will not block again.
+    pub(crate) read_closed: bool,
 }
 
 /// An epoll instance.
@@ -35,6 +37,27 @@ impl Poller {
     /// Registers `fd` once, edge-triggered, for reading and writing.
     pub(crate) fn add(&self, fd: RawFd, token: u64) -> io::Result<()> {
         let flags = libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET;
+        self.add_flags(fd, token, flags)
+    }
+
+    /// Registers `fd` level-triggered for the directions asked.
+    fn add_level(&self, fd: RawFd, read: bool, write: bool) -> io::Result<()> {
+        let flags =
+            (if read { libc::EPOLLIN } else { 0 }) | (if write { libc::EPOLLOUT } else { 0 });
+        self.add_flags(fd, fd as u64, flags)
+    }
+
+    /// An epoll instance watching `fds` (fd, read, write) level-triggered, as one fd that is
+    /// readable while any member is ready: how `select` waits on fds grove does not own.
+    pub(crate) fn interest_set(fds: &[(RawFd, bool, bool)]) -> io::Result<OwnedFd> {
+        let set = Poller::new()?;
+        for &(fd, read, write) in fds {
+            set.add_level(fd, read, write)?;
+        }
+        Ok(set.epfd)
+    }
+
+    fn add_flags(&self, fd: RawFd, token: u64, flags: libc::c_int) -> io::Result<()> {
         let mut ev = libc::epoll_event {
             events: flags as u32,
             u64: token,
@@ -81,6 +104,7 @@ impl Poller {
                 token: e.u64,
                 readable: hup || bits & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLPRI) != 0,
                 writable: hup || bits & libc::EPOLLOUT != 0,
+                read_closed: hup || bits & libc::EPOLLRDHUP != 0,
             }
         }));
         Ok(())

@@ -9,5 +9,6 @@
 //! Only Linux's epoll is implemented; this module picks it.
 
 mod epoll;
+pub(crate) mod socket;
 
 pub(crate) use epoll::{Event, EventFd, Poller};

@@ -1,0 +1,140 @@
+//! The few socket calls std does not offer in non-blocking form, behind safe wrappers:
+//! creating a non-blocking socket, starting a non-blocking `connect`, raising a listener's
+//! backlog, and `poll(2)` with a zero timeout (for `select` and `wait_readable` on foreign fds).
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// Creates a non-blocking, close-on-exec socket of `domain` (`AF_INET`, `AF_INET6`, `AF_UNIX`)
+/// and `ty` (`SOCK_STREAM`, `SOCK_DGRAM`).
+pub(crate) fn nonblocking_socket(domain: libc::c_int, ty: libc::c_int) -> io::Result<OwnedFd> {
+    let flags = ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    // SAFETY: socket takes only integers.
+    let fd = syscall!(socket(domain, flags, 0))?;
+    // SAFETY: `fd` was just returned by the kernel and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The address family for `addr`.
+pub(crate) fn domain_of(addr: &SocketAddr) -> libc::c_int {
+    match addr {
+        SocketAddr::V4(_) => libc::AF_INET,
+        SocketAddr::V6(_) => libc::AF_INET6,
+    }
+}
+
+/// Starts connecting `fd` to `addr`. A non-blocking socket usually answers
+/// `EINPROGRESS` (as an `io::Error` with raw os error `EINPROGRESS`).
+pub(crate) fn connect_inet(fd: &OwnedFd, addr: &SocketAddr) -> io::Result<()> {
+    match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            connect_raw(fd.as_raw_fd(), &sin)
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            connect_raw(fd.as_raw_fd(), &sin6)
+        }
+    }
+}
+
+/// Starts connecting a Unix stream socket to the filesystem path `path`.
+pub(crate) fn connect_unix(fd: &OwnedFd, path: &Path) -> io::Result<()> {
+    let bytes = path.as_os_str().as_bytes();
+    let mut sun = libc::sockaddr_un {
+        sun_family: libc::AF_UNIX as libc::sa_family_t,
+        sun_path: [0; 108],
+    };
+    if bytes.is_empty() || bytes.len() >= sun.sun_path.len() || bytes.contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a Unix socket path must be 1 to 107 bytes long with no NUL byte",
+        ));
+    }
+    for (dst, src) in sun.sun_path.iter_mut().zip(bytes) {
+        *dst = *src as libc::c_char;
+    }
+    connect_raw(fd.as_raw_fd(), &sun)
+}
+
+fn connect_raw<A>(fd: RawFd, addr: &A) -> io::Result<()> {
+    let len = std::mem::size_of::<A>() as libc::socklen_t;
+    let ptr = (addr as *const A).cast::<libc::sockaddr>();
+    // SAFETY: `ptr` points to a fully initialised sockaddr of `len` bytes, valid for the call.
+    match syscall!(connect(fd, ptr, len)) {
+        Ok(_) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EISCONN) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether `err` says a non-blocking connect is under way.
+pub(crate) fn connect_in_progress(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EINPROGRESS) | Some(libc::EALREADY)
+    )
+}
+
+/// Sets a listening socket's accept backlog (Linux caps it at `net.core.somaxconn`).
+pub(crate) fn listen(fd: RawFd, backlog: i32) -> io::Result<()> {
+    // SAFETY: listen takes only integers; a bad fd is reported as an error.
+    syscall!(listen(fd, backlog)).map(drop)
+}
+
+/// Readiness of one fd as `poll(2)` reports it.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Readiness {
+    /// Readable, at EOF, hung up or in error.
+    pub(crate) readable: bool,
+    /// Writable, hung up or in error.
+    pub(crate) writable: bool,
+}
+
+/// Asks the kernel, without waiting, whether each of `fds` (fd, want read, want write) is ready.
+/// An fd that is not open is an `InvalidInput` error naming it.
+pub(crate) fn poll_now(fds: &[(RawFd, bool, bool)]) -> io::Result<Vec<Readiness>> {
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&(fd, r, w)| libc::pollfd {
+            fd,
+            events: (if r { libc::POLLIN } else { 0 }) | (if w { libc::POLLOUT } else { 0 }),
+            revents: 0,
+        })
+        .collect();
+    // SAFETY: `pfds` holds `len` initialised pollfd entries, valid and writable for the call.
+    syscall!(poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, 0))?;
+    pfds.iter()
+        .map(|p| {
+            if p.revents & libc::POLLNVAL != 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("fd {} is not an open file descriptor", p.fd),
+                ));
+            }
+            let bad = p.revents & (libc::POLLERR | libc::POLLHUP) != 0;
+            Ok(Readiness {
+                readable: p.events & libc::POLLIN != 0 && (bad || p.revents & libc::POLLIN != 0),
+                writable: p.events & libc::POLLOUT != 0 && (bad || p.revents & libc::POLLOUT != 0),
+            })
+        })
+        .collect()
+}

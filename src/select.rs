@@ -1,0 +1,117 @@
+//! `select`: wait until any of several fds is ready (Python's `select.select`, cooperative).
+//!
+//! ```
+//! use std::io::Write;
+//! use std::os::fd::AsRawFd;
+//! use std::time::Duration;
+//! use grove::net::UnixStream;
+//!
+//! let (a, mut b) = UnixStream::pair()?;
+//! let (readable, _) = grove::select::select(&[a.as_raw_fd()], &[], Some(Duration::from_millis(10)))?;
+//! assert!(readable.is_empty()); // nothing sent yet: timed out
+//! b.write_all(b"x")?;
+//! let (readable, _) = grove::select::select(&[a.as_raw_fd()], &[], None)?;
+//! assert_eq!(readable, [a.as_raw_fd()]);
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+use std::io;
+use std::os::fd::{OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use crate::hub::reactor::Interest;
+use crate::hub::sys::socket::{poll_now, Readiness};
+use crate::hub::sys::Poller;
+use crate::net::evented::{Evented, Share};
+
+/// Parks the task until at least one fd in `readers` is readable or one in `writers` is
+/// writable, or `timeout` passes; returns the ready fds of each list (both empty on timeout),
+/// in the order given.
+///
+/// Works on any fd (sockets, pipes, terminals, grove's own sockets); readiness is
+/// level-triggered, as in Python. `Some(Duration::ZERO)` polls without parking. With both
+/// lists empty it sleeps for `timeout`.
+///
+/// # Errors
+/// `InvalidInput` if an fd is not open, or if both lists are empty and there is no timeout
+/// (that would wait forever). Regular files are always ready, as with `select(2)`.
+pub fn select(
+    readers: &[RawFd],
+    writers: &[RawFd],
+    timeout: Option<Duration>,
+) -> io::Result<(Vec<RawFd>, Vec<RawFd>)> {
+    let fds = merge(readers, writers);
+    if fds.is_empty() {
+        return match timeout {
+            Some(t) => {
+                crate::sleep(t);
+                Ok((Vec::new(), Vec::new()))
+            }
+            None => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "select with no fds and no timeout would wait forever",
+            )),
+        };
+    }
+    match wait_any(&fds, timeout) {
+        Ok(ready) => Ok(split(&fds, &ready)),
+        Err(e) if e.kind() == io::ErrorKind::TimedOut => Ok((Vec::new(), Vec::new())),
+        Err(e) => Err(e),
+    }
+}
+
+/// Parks until one of `fds` (fd, read, write) is ready; `TimedOut` after `timeout`.
+pub(crate) fn wait_any(
+    fds: &[(RawFd, bool, bool)],
+    timeout: Option<Duration>,
+) -> io::Result<Vec<Readiness>> {
+    let ready = poll_now(fds)?;
+    if any(&ready) || timeout == Some(Duration::ZERO) {
+        return if any(&ready) {
+            Ok(ready)
+        } else {
+            Err(io::ErrorKind::TimedOut.into())
+        };
+    }
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let set: Evented<OwnedFd> = Evented::new(Poller::interest_set(fds)?)?;
+    set.io_until(Interest::Read, Share::Shared, || deadline, &mut |_| {
+        let ready = poll_now(fds)?;
+        match any(&ready) {
+            true => Ok(ready),
+            false => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    })
+}
+
+fn any(ready: &[Readiness]) -> bool {
+    ready.iter().any(|r| r.readable || r.writable)
+}
+
+/// One entry per distinct fd, wanting read and/or write.
+fn merge(readers: &[RawFd], writers: &[RawFd]) -> Vec<(RawFd, bool, bool)> {
+    let mut fds: Vec<(RawFd, bool, bool)> = Vec::with_capacity(readers.len() + writers.len());
+    for (&fd, read) in readers
+        .iter()
+        .map(|f| (f, true))
+        .chain(writers.iter().map(|f| (f, false)))
+    {
+        match fds.iter_mut().find(|e| e.0 == fd) {
+            Some(e) if read => e.1 = true,
+            Some(e) => e.2 = true,
+            None => fds.push((fd, read, !read)),
+        }
+    }
+    fds
+}
+
+fn split(fds: &[(RawFd, bool, bool)], ready: &[Readiness]) -> (Vec<RawFd>, Vec<RawFd>) {
+    let pick = |want: fn(&Readiness) -> bool| -> Vec<RawFd> {
+        fds.iter()
+            .zip(ready)
+            .filter(|(_, r)| want(r))
+            .map(|(e, _)| e.0)
+            .collect()
+    };
+    (pick(|r| r.readable), pick(|r| r.writable))
+}
