@@ -14,8 +14,8 @@ use crate::hub::wait::WaitQueue;
 use crate::sync::{Event, Group, Semaphore};
 use crate::JoinHandle;
 
-/// How long [`StreamServer::stop`] waits for handlers before killing them, unless changed.
-pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long `StreamServer::stop` waits for handlers before killing them, unless changed.
+const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(1);
 
 const MIN_BACKOFF: Duration = Duration::from_millis(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
@@ -131,7 +131,7 @@ impl StreamServer {
     }
 
     /// How long [`stop`](Self::stop) lets running handlers finish before killing them
-    /// (default [`DEFAULT_STOP_TIMEOUT`]).
+    /// (default 1 s).
     pub fn stop_timeout(self, d: Duration) -> StreamServer {
         self.inner.stop_timeout.set(d);
         self
