@@ -11,6 +11,13 @@ use std::vec;
 pub trait ToSocketAddrs: sealed::Sealed {
     /// Resolves to a list of addresses (parking the task for a host-name lookup).
     fn to_socket_addrs(&self) -> io::Result<vec::IntoIter<SocketAddr>>;
+
+    /// What [`lookup_host`] resolves: like `to_socket_addrs`, but a bare host name or IP
+    /// (no port) is accepted, with port 0.
+    #[doc(hidden)]
+    fn lookup(&self) -> io::Result<vec::IntoIter<SocketAddr>> {
+        self.to_socket_addrs()
+    }
 }
 
 mod sealed {
@@ -18,16 +25,18 @@ mod sealed {
     pub trait Sealed {}
 }
 
-/// Resolves `host` ("name:port", `(name, port)`, or a literal address) to socket addresses
-/// without blocking the hub: names go to `getaddrinfo` on the thread pool.
+/// Resolves `host` ("name:port", a bare "name" (port 0), `(name, port)`, or a literal
+/// address) to socket addresses without blocking the hub: names go to `getaddrinfo` on the
+/// thread pool while only the calling task waits.
 ///
 /// ```
 /// let addrs: Vec<_> = grove::net::lookup_host("localhost:80")?.collect();
 /// assert!(addrs.iter().all(|a| a.port() == 80 && a.ip().is_loopback()));
+/// assert!(grove::net::lookup_host("localhost")?.all(|a| a.port() == 0));
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn lookup_host<A: ToSocketAddrs>(host: A) -> io::Result<vec::IntoIter<SocketAddr>> {
-    host.to_socket_addrs()
+    host.lookup()
 }
 
 /// Resolves an owned "host:port" or `(host, port)` on a worker thread.
@@ -73,12 +82,26 @@ impl ToSocketAddrs for str {
             Err(_) => resolve_blocking(self.to_owned()),
         }
     }
+
+    fn lookup(&self) -> io::Result<vec::IntoIter<SocketAddr>> {
+        if let Ok(ip) = self.parse::<IpAddr>() {
+            return one(SocketAddr::new(ip, 0));
+        }
+        match self.contains(':') {
+            true => self.to_socket_addrs(),
+            false => (self, 0).to_socket_addrs(),
+        }
+    }
 }
 
 impl sealed::Sealed for String {}
 impl ToSocketAddrs for String {
     fn to_socket_addrs(&self) -> io::Result<vec::IntoIter<SocketAddr>> {
         self.as_str().to_socket_addrs()
+    }
+
+    fn lookup(&self) -> io::Result<vec::IntoIter<SocketAddr>> {
+        self.as_str().lookup()
     }
 }
 
@@ -111,6 +134,10 @@ impl<T: ToSocketAddrs + ?Sized> sealed::Sealed for &T {}
 impl<T: ToSocketAddrs + ?Sized> ToSocketAddrs for &T {
     fn to_socket_addrs(&self) -> io::Result<vec::IntoIter<SocketAddr>> {
         (**self).to_socket_addrs()
+    }
+
+    fn lookup(&self) -> io::Result<vec::IntoIter<SocketAddr>> {
+        (**self).lookup()
     }
 }
 

@@ -76,3 +76,42 @@ pub fn drop_flag() -> (std::rc::Rc<std::cell::Cell<bool>>, DropFlag) {
     let flag = std::rc::Rc::new(std::cell::Cell::new(false));
     (flag.clone(), DropFlag(flag))
 }
+
+/// Raises this process's soft open-file limit to at least `want` (never above the hard limit,
+/// which is left alone). Returns the soft limit now in force.
+pub fn raise_nofile(want: u64) -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the valid `lim`.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+    if lim.rlim_cur < want {
+        lim.rlim_cur = want.min(lim.rlim_max);
+        // SAFETY: setrlimit reads the valid `lim`; only the soft limit changes.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+    }
+    lim.rlim_cur
+}
+
+/// Sets this process's soft open-file limit to `soft` (the hard limit is left alone).
+pub fn set_soft_nofile(soft: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the valid `lim`.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+    lim.rlim_cur = soft.min(lim.rlim_max);
+    // SAFETY: setrlimit reads the valid `lim`.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+}
+
+/// A connected pair of grove TCP streams over loopback.
+pub fn tcp_pair() -> (grove::net::TcpStream, grove::net::TcpStream) {
+    let listener = grove::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = grove::spawn(move || grove::net::TcpStream::connect(addr).unwrap());
+    let (server, _) = listener.accept().unwrap();
+    (client.join().unwrap(), server)
+}
