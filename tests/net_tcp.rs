@@ -102,7 +102,7 @@ fn accept_parked_on_a_closed_listener_gets_an_error() {
 
 #[test]
 fn peer_reset_is_an_error_for_the_parked_reader() {
-    let (mut client, server) = util::tcp_pair();
+    let (client, server) = util::tcp_pair();
     let reader = grove::spawn(move || {
         let mut server = server;
         server.write_all(b"unread data").unwrap();
