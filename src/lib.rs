@@ -47,11 +47,18 @@
 //! | `gevent.event.Event`, `AsyncResult` | [`sync::Event`], [`sync::AsyncResult`] |
 //! | `gevent.queue.Queue`, `Channel`; `gevent.lock.Semaphore` | [`sync::Queue`], [`sync::Channel`]; [`sync::Semaphore`], [`sync::Mutex`] |
 //! | `gevent.pool.Pool`, `Group`; `gevent.local.local` | [`sync::Pool`], [`sync::Group`]; [`sync::Local`] |
+//! | `gevent.socket`, `socket.create_connection` | [`net::TcpStream`], [`net::TcpListener`], [`net::UdpSocket`], [`net::UnixStream`] (std's API) |
+//! | `gevent.server.StreamServer(addr, handle, spawn=Pool(n))` | [`net::StreamServer::bind`]`(addr, handler)`, `.max_connections(n)` |
+//! | `gevent.select.select(r, w, x, t)`; `wait_read(fd)` | [`select::select`]`(r, w, t)`; [`io::wait_readable`]`(fd, t)` |
+//! | `gevent.get_hub().threadpool.spawn(f)`; the threadpool resolver | [`threadpool::spawn_blocking`]`(f)`; [`net::lookup_host`] |
 //! | a generator with `x = yield v` / `send(x)` | [`generator::Generator`], [`generator::Yielder::suspend`] / [`generator::Generator::resume`] |
 //!
 //! ## Caveats
 //! - **A call that blocks the OS thread blocks every task on it**: `std::thread::sleep`, std's
-//!   blocking sockets, a long computation without [`yield_now`]. Use grove's own calls.
+//!   blocking sockets, a long computation without [`yield_now`]. Use grove's own calls, or
+//!   [`threadpool::spawn_blocking`] for what has no cooperative form (file I/O, C libraries).
+//! - **One reader and one writer per socket at a time**: a second task reading a stream another
+//!   task is parked reading gets `ErrorKind::ResourceBusy` (see [`net`]).
 //! - **Do not hold a `std::sync::Mutex` (or a `RefCell` borrow) across a park**: another task
 //!   on the same thread may try to take it and the thread deadlocks (or the borrow panics).
 //! - **Stacks are fixed-size** (128 KiB of address space by default; only touched pages use
