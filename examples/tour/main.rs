@@ -8,7 +8,7 @@ mod sync_stories;
 
 fn main() {
     env_logger::init();
-    println!("== grove tour ==\n");
+    println!("== grove tour ==");
     core_stories::run();
     sync_stories::run();
     net_stories::run();

@@ -7,11 +7,10 @@ use grove::sync::{Pool, Queue};
 
 /// Runs the sync stories.
 pub fn run() {
-    println!("-- sync: a bounded Queue gives back-pressure --");
+    println!("\n-- sync: a bounded Queue gives back-pressure --");
     pipeline();
     println!("\n-- sync: a Pool of 10 runs 100 jobs of 10 ms --");
     pool_map();
-    println!();
 }
 
 fn pipeline() {
