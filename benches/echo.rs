@@ -24,15 +24,8 @@ mod measure;
 #[path = "echo/servers.rs"]
 mod servers;
 
-// GROVE-NET: once `grove::net` exists, uncomment the two lines below and delete the stub
-// `mod grove_server { ... }` that follows them.
-// #[path = "echo/grove_server.rs"]
-// mod grove_server;
-mod grove_server {
-    pub fn run() -> std::io::Result<()> {
-        Err(std::io::Error::other("grove net not available yet"))
-    }
-}
+#[path = "echo/grove_server.rs"]
+mod grove_server;
 
 use client::Client;
 use measure::{drive_for, CpuTicks, Method, SyscallCounter, UserSampler};

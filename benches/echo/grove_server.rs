@@ -2,8 +2,7 @@
 //! one spawned task per connection, blocking-style std `Read`/`Write` on grove's stream.
 //!
 //! Written against grove::net's std-shaped API (`TcpListener::bind`, `local_addr`, `accept`,
-//! `TcpStream::set_nodelay`, `Read`/`Write`). It is compiled only once `echo.rs` includes it
-//! (see the `GROVE-NET:` marker there).
+//! `TcpStream::set_nodelay`, `Read`/`Write`).
 
 use std::io;
 
