@@ -1,7 +1,7 @@
 //! `select`, `io::wait_readable` / `wait_writable` on fds, and the thread pool.
 
 use std::cell::Cell;
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -132,4 +132,40 @@ fn killing_a_task_waiting_on_the_pool_does_not_wait_for_the_worker() {
     assert!(task.join().unwrap_err().is_killed());
     assert!(start.elapsed() < Duration::from_secs(1));
     drop(tx); // lets the worker finish
+}
+
+#[test]
+fn a_nonblocking_read_after_select_sees_data_that_came_after_a_short_read() {
+    let (a, b) = UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 16];
+    (&b).write_all(b"one").unwrap();
+    // A short read: grove marks the socket drained...
+    assert_eq!((&a).read(&mut buf).unwrap(), 3);
+    // ...but more arrives without the hub polling in between. Non-blocking calls ask the
+    // kernel, so select's answer and the read agree.
+    (&b).write_all(b"two").unwrap();
+    let (r, _) =
+        grove::select::select(&[a.as_raw_fd()], &[], Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(r, [a.as_raw_fd()]);
+    assert_eq!((&a).read(&mut buf).unwrap(), 3);
+    assert_eq!(&buf[..3], b"two");
+    assert_eq!(
+        (&a).read(&mut buf).unwrap_err().kind(),
+        ErrorKind::WouldBlock
+    );
+}
+
+#[test]
+fn a_nonblocking_accept_sees_a_connection_that_came_after_would_block() {
+    let listener = grove::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    assert_eq!(listener.accept().unwrap_err().kind(), ErrorKind::WouldBlock);
+    // A std (non-grove) connect: nothing runs the hub between the two accepts.
+    let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let fd = listener.as_raw_fd();
+    let (r, _) = grove::select::select(&[fd], &[], Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(r, [fd]);
+    let (stream, _) = listener.accept().unwrap();
+    assert_eq!(stream.peer_addr().unwrap(), client.local_addr().unwrap());
 }

@@ -1,6 +1,6 @@
 //! The echo servers, one per runtime, all with the same shape: bind 127.0.0.1:0, announce the
 //! port on stdout, accept forever, one task (or thread) per connection with TCP_NODELAY set,
-//! read up to 64 bytes and write them back until the peer closes.
+//! read into a 1 KiB buffer and write what came back until the peer closes.
 //!
 //! Each runs in its own process (`echo server KIND`), pinned to CPU 0 before it starts, so
 //! every thread a runtime creates inherits the pin.
@@ -8,7 +8,11 @@
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 
-use crate::client::MSG;
+/// Each server reads into a buffer of this size, like the seeds' `recv(1024)`. A buffer larger
+/// than a message matters: a read that returns less than the buffer tells a runtime the socket is
+/// drained, so it need not try again only to get EAGAIN. A 64-byte buffer for 64-byte messages
+/// would hide that and cost every runtime an extra read per round trip.
+pub const SERVER_BUF: usize = 1024;
 
 /// The listen backlog asked for (the kernel caps it at `net.core.somaxconn`).
 const BACKLOG: libc::c_int = 16384;
@@ -55,7 +59,7 @@ pub fn accept_error_is_fatal(e: &io::Error) -> bool {
 
 /// The blocking-style echo loop shared by the may, threads and grove servers.
 pub fn echo<S: Read + Write>(mut stream: S) {
-    let mut buf = [0u8; MSG];
+    let mut buf = [0u8; SERVER_BUF];
     loop {
         match stream.read(&mut buf) {
             Ok(0) => return,
@@ -89,7 +93,7 @@ fn tokio_server() -> io::Result<()> {
             };
             stream.set_nodelay(true)?;
             tokio::spawn(async move {
-                let mut buf = [0u8; MSG];
+                let mut buf = [0u8; SERVER_BUF];
                 loop {
                     match stream.read(&mut buf).await {
                         Ok(0) | Err(_) => return,

@@ -96,6 +96,11 @@ pub(crate) struct Fiber {
     pub(crate) slot: Cell<usize>,
     stack_size: usize,
     guard: (usize, usize),
+    /// Roughly where the stack pointer was when the fiber last suspended (0: never).
+    park_sp: Cell<usize>,
+    /// The address of what the fiber last parked on (a wait queue), or 0. Only ever used as a
+    /// prefetch hint, so it may be stale.
+    pub(crate) park_obj: Cell<usize>,
 }
 
 impl Fiber {
@@ -127,6 +132,8 @@ impl Fiber {
             slot: Cell::new(usize::MAX),
             stack_size,
             guard,
+            park_sp: Cell::new(0),
+            park_obj: Cell::new(0),
         }
     }
 
@@ -152,6 +159,23 @@ impl Fiber {
         let fiber = Fiber::bare(kind, id, name, State::Fresh, usable, guard);
         *fiber.co.borrow_mut() = Some(co);
         Ok(Rc::new(fiber))
+    }
+
+    /// Asks the CPU to start loading what resuming this fiber will touch first: the fiber itself
+    /// and the top of its suspended stack. The trampoline calls it for the next fiber in the run
+    /// queue while the current one runs, so those loads overlap with useful work instead of
+    /// stalling the switch (after a syscall-heavy task they are rarely still in cache).
+    #[inline]
+    pub(crate) fn prefetch(&self) {
+        let sp = self.park_sp.get();
+        prefetch_range(self as *const Fiber as usize, std::mem::size_of::<Fiber>());
+        let obj = self.park_obj.get();
+        if obj != 0 {
+            prefetch_range(obj.saturating_sub(64), 192);
+        }
+        if sp != 0 {
+            prefetch_range(sp.saturating_sub(64), PREFETCH_STACK_BYTES);
+        }
     }
 
     /// Whether this is the thread's root fiber.
@@ -320,12 +344,42 @@ pub(crate) fn current_for_signal() -> Option<SignalInfo> {
 /// unwinds it.
 #[inline]
 pub(crate) fn suspend_current(next: Next) {
-    let y = with_current(|f| f.yielder.get());
+    let marker = 0u8;
+    let y = with_current(|f| {
+        f.park_sp.set(ptr::addr_of!(marker) as usize);
+        f.yielder.get()
+    });
     assert!(!y.is_null(), "suspend called outside a fiber");
     // SAFETY: by the field's invariant `y` points at the Yielder on the running fiber's own
     // stack, which is the stack we are executing on; the trampoline holds the fiber (and so its
     // coroutine and stack) alive for as long as it runs.
     unsafe { (*y).suspend(next) }
+}
+
+/// How much of a suspended stack, from its stack pointer up, [`Fiber::prefetch`] loads: the
+/// frames a parked task returns through (park, the wait, the I/O call, the caller's loop).
+const PREFETCH_STACK_BYTES: usize = 768;
+
+/// Prefetches the cache lines of `[addr, addr + len)`.
+#[inline]
+fn prefetch_range(addr: usize, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut line = addr & !63;
+        let end = addr.saturating_add(len);
+        while line < end {
+            // SAFETY: a prefetch is only a hint; it never faults and reads nothing into the
+            // program, whatever the address.
+            unsafe {
+                core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+                    line as *const i8,
+                )
+            };
+            line += 64;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (addr, len);
 }
 
 thread_local! {

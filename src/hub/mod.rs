@@ -163,6 +163,9 @@ impl Hub {
 
     #[inline]
     fn run_fiber(&self, fiber: Rc<Fiber>) -> Option<Rc<Fiber>> {
+        if let Some(next) = self.run_queue.borrow().front() {
+            next.prefetch();
+        }
         fiber.state.set(State::Running);
         let next = fiber.resume();
         if fiber.state.get() == State::Dead {
@@ -307,6 +310,11 @@ impl Waker {
     pub(crate) fn for_park(fiber: Rc<Fiber>) -> Waker {
         let gen = fiber.gen.get();
         Waker { fiber, gen }
+    }
+
+    /// The fiber this waker wakes.
+    pub(crate) fn fiber(&self) -> &Fiber {
+        &self.fiber
     }
 
     /// Wakes the fiber if it is still parked in the park this waker was made for.

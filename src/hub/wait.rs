@@ -46,6 +46,10 @@ impl WaitQueue {
     /// the queue consistent. Callers re-check their condition: a notification is a hint.
     pub(crate) fn wait(&self, what: &'static str, deadline: Option<Instant>) -> Waited {
         let waker = super::current_waker();
+        waker
+            .fiber()
+            .park_obj
+            .set(self as *const WaitQueue as usize);
         let id = self.next_id.get();
         self.next_id.set(id + 1);
         self.waiters.borrow_mut().push_back((id, waker.clone()));
@@ -77,10 +81,13 @@ impl WaitQueue {
 
     /// Wakes every waiter; returns how many were woken.
     pub(crate) fn notify_all(&self) -> usize {
-        let all: Vec<_> = self.waiters.borrow_mut().drain(..).collect();
-        all.into_iter()
-            .filter(|(_, w)| w.wake(WakeReason::Notified))
-            .count()
+        // Waking only schedules a fiber, so nobody joins the queue while it is being emptied:
+        // popping until it is empty wakes exactly the waiters present at the call.
+        let mut woken = 0;
+        while let Some((_, waker)) = self.pop() {
+            woken += usize::from(waker.wake(WakeReason::Notified));
+        }
+        woken
     }
 
     /// Whether no fiber waits.

@@ -149,18 +149,22 @@ impl<T: AsRawFd> Evented<T> {
         let mut deadline = Some(deadline);
         let mut at = None;
         let mut turn = None;
+        // In non-blocking mode the caller asks the kernel, not the hub: the readiness flag only
+        // saves syscalls before a park, and a caller that polls (after `select`, say) must see
+        // data that arrived since the flag was cleared.
+        let nonblocking = self.nonblocking.get();
         loop {
             if source.is_closed() {
                 return Err(closed_error());
             }
-            if source.is_ready(dir) {
+            if nonblocking || source.is_ready(dir) {
                 match op(&self.io) {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => source.clear(dir),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     r => return r,
                 }
             }
-            if self.nonblocking.get() {
+            if nonblocking {
                 return Err(io::ErrorKind::WouldBlock.into());
             }
             if share == Share::Exclusive && turn.is_none() {
