@@ -6,20 +6,19 @@
 
 use std::io;
 
-use crate::servers::{accept_error_is_fatal, announce, echo};
+use crate::servers::{accept_each, announce, echo};
 
 /// Runs the grove server until the process is killed.
 pub fn run() -> io::Result<()> {
     let listener = grove::net::TcpListener::bind("127.0.0.1:0")?;
     announce(listener.local_addr()?.port());
-    loop {
-        let stream = match listener.accept() {
-            Ok((stream, _)) => stream,
-            Err(e) if !accept_error_is_fatal(&e) => continue,
-            Err(e) => return Err(e),
-        };
-        stream.set_nodelay(true)?;
-        // Detached: dropping the handle lets the task run on its own until the peer closes.
-        drop(grove::spawn(move || echo(stream)));
-    }
+    accept_each(
+        || listener.accept().map(|(stream, _)| stream),
+        |stream| {
+            stream.set_nodelay(true)?;
+            // Detached: dropping the handle lets the task run on its own until the peer closes.
+            drop(grove::spawn(move || echo(stream)));
+            Ok(())
+        },
+    )
 }

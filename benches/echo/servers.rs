@@ -57,6 +57,21 @@ pub fn accept_error_is_fatal(e: &io::Error) -> bool {
     )
 }
 
+/// The blocking accept loop of the may, threads and grove servers: accepts forever, skipping
+/// errors that concern one connection only, and hands each new stream to `start`.
+pub fn accept_each<S>(
+    mut accept: impl FnMut() -> io::Result<S>,
+    mut start: impl FnMut(S) -> io::Result<()>,
+) -> io::Result<()> {
+    loop {
+        match accept() {
+            Ok(stream) => start(stream)?,
+            Err(e) if !accept_error_is_fatal(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// The blocking-style echo loop shared by the may, threads and grove servers.
 pub fn echo<S: Read + Write>(mut stream: S) {
     let mut buf = [0u8; SERVER_BUF];
@@ -120,15 +135,14 @@ fn may_server() -> io::Result<()> {
         let listener = may::net::TcpListener::bind("127.0.0.1:0")?;
         raise_backlog(listener.as_raw_fd())?;
         announce(listener.local_addr()?.port());
-        loop {
-            let stream = match listener.accept() {
-                Ok((stream, _)) => stream,
-                Err(e) if !accept_error_is_fatal(&e) => continue,
-                Err(e) => return Err(e),
-            };
-            stream.set_nodelay(true)?;
-            may::go!(move || echo(stream));
-        }
+        accept_each(
+            || listener.accept().map(|(stream, _)| stream),
+            |stream| {
+                stream.set_nodelay(true)?;
+                may::go!(move || echo(stream));
+                Ok(())
+            },
+        )
     });
     acceptor
         .join()
@@ -140,15 +154,14 @@ fn threads_server() -> io::Result<()> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     raise_backlog(listener.as_raw_fd())?;
     announce(listener.local_addr()?.port());
-    loop {
-        let stream = match listener.accept() {
-            Ok((stream, _)) => stream,
-            Err(e) if !accept_error_is_fatal(&e) => continue,
-            Err(e) => return Err(e),
-        };
-        stream.set_nodelay(true)?;
-        std::thread::Builder::new()
-            .stack_size(64 * 1024)
-            .spawn(move || echo(stream))?;
-    }
+    accept_each(
+        || listener.accept().map(|(stream, _)| stream),
+        |stream| {
+            stream.set_nodelay(true)?;
+            std::thread::Builder::new()
+                .stack_size(64 * 1024)
+                .spawn(move || echo(stream))?;
+            Ok(())
+        },
+    )
 }

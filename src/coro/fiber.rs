@@ -165,8 +165,8 @@ impl Fiber {
         Ok(Rc::new(fiber))
     }
 
-    /// Asks the CPU to start loading what resuming this fiber will touch first: the fiber itself
-    /// and the top of its suspended stack. The trampoline calls it for the next fiber in the run
+    /// Asks the CPU to start loading what resuming this fiber will touch first: the fields of
+    /// the fiber a switch uses, the wait queue it parked on and the top of its suspended stack. The trampoline calls it for the next fiber in the run
     /// queue while the current one runs, so those loads overlap with useful work instead of
     /// stalling the switch (after a syscall-heavy task they are rarely still in cache).
     #[inline]

@@ -98,6 +98,11 @@ macro_rules! socket_common {
             pub fn is_closed(&self) -> bool {
                 self.inner.is_closed()
             }
+
+            /// Takes the pending `SO_ERROR`.
+            pub fn take_error(&self) -> std::io::Result<Option<std::io::Error>> {
+                self.inner.get_ref().take_error()
+            }
         }
 
         impl TryFrom<$std> for $ty {
@@ -181,7 +186,11 @@ macro_rules! socket_timeouts {
 /// `Read` and `Write` for a stream type and for a shared reference to it.
 macro_rules! stream_io {
     ($ty:ident) => {
-        impl std::io::Read for $ty {
+        $crate::net::stream_io!(@impl $ty);
+        $crate::net::stream_io!(@impl &$ty);
+    };
+    (@impl $t:ty) => {
+        impl std::io::Read for $t {
             fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
                 self.inner.read(buf)
             }
@@ -194,34 +203,7 @@ macro_rules! stream_io {
             }
         }
 
-        impl std::io::Read for &$ty {
-            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-                self.inner.read(buf)
-            }
-
-            fn read_vectored(
-                &mut self,
-                bufs: &mut [std::io::IoSliceMut<'_>],
-            ) -> std::io::Result<usize> {
-                self.inner.read_vectored(bufs)
-            }
-        }
-
-        impl std::io::Write for $ty {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.inner.write(buf)
-            }
-
-            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
-                self.inner.write_vectored(bufs)
-            }
-
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-
-        impl std::io::Write for &$ty {
+        impl std::io::Write for $t {
             fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
                 self.inner.write(buf)
             }

@@ -73,11 +73,6 @@ impl TcpListener {
     pub fn ttl(&self) -> io::Result<u32> {
         self.inner.get_ref().ttl()
     }
-
-    /// Takes the pending `SO_ERROR`.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.get_ref().take_error()
-    }
 }
 
 impl<'a> Iterator for Incoming<'a> {
@@ -191,10 +186,5 @@ impl TcpStream {
     /// `IP_TTL`.
     pub fn ttl(&self) -> io::Result<u32> {
         self.inner.get_ref().ttl()
-    }
-
-    /// Takes the pending `SO_ERROR`.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.get_ref().take_error()
     }
 }

@@ -131,9 +131,4 @@ impl UdpSocket {
     pub fn leave_multicast_v6(&self, group: &Ipv6Addr, interface: u32) -> io::Result<()> {
         self.inner.get_ref().leave_multicast_v6(group, interface)
     }
-
-    /// Takes the pending `SO_ERROR`.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.get_ref().take_error()
-    }
 }

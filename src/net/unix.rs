@@ -61,11 +61,6 @@ impl UnixListener {
     pub fn try_clone(&self) -> io::Result<UnixListener> {
         UnixListener::from_std(self.inner.get_ref().try_clone()?)
     }
-
-    /// Takes the pending `SO_ERROR`.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.get_ref().take_error()
-    }
 }
 
 impl<'a> Iterator for UnixIncoming<'a> {
@@ -124,10 +119,5 @@ impl UnixStream {
         clone.set_read_timeout(self.read_timeout()?)?;
         clone.set_write_timeout(self.write_timeout()?)?;
         Ok(clone)
-    }
-
-    /// Takes the pending `SO_ERROR`.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.get_ref().take_error()
     }
 }
