@@ -439,3 +439,13 @@ pub(crate) fn current() -> Rc<Fiber> {
 pub(crate) fn root() -> Rc<Fiber> {
     with(Hub::root_fiber)
 }
+
+/// The error a blocking I/O call returns when a kill or timeout reached its fiber while that
+/// fiber was already unwinding (the interrupt is not turned into a second unwind).
+#[allow(dead_code)] // adopted by the reactor
+pub(crate) fn interrupted_error() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "grove: a kill or timeout interrupted this call while the task was already unwinding",
+    )
+}

@@ -29,6 +29,10 @@ pub(crate) enum Waited {
     Notified,
     /// The deadline passed first.
     TimedOut,
+    /// A kill or timeout reached a fiber that is already unwinding: no second unwind is
+    /// started, so the wait returns this instead. A wait with a deadline gives up as if timed
+    /// out; an infallible wait may keep waiting; I/O returns [`super::interrupted_error`].
+    Interrupted,
 }
 
 impl WaitQueue {
@@ -63,7 +67,8 @@ impl WaitQueue {
         drop(guard);
         match reason {
             WakeReason::Notified => Waited::Notified,
-            _ => Waited::TimedOut,
+            WakeReason::TimedOut => Waited::TimedOut,
+            WakeReason::Interrupted => Waited::Interrupted,
         }
     }
 
