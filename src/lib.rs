@@ -71,13 +71,16 @@
 //!
 //! [corosensei]: https://docs.rs/corosensei
 
-#![deny(missing_docs, unsafe_op_in_unsafe_fn)]
-#![warn(clippy::undocumented_unsafe_blocks)]
+#![deny(missing_docs, unsafe_op_in_unsafe_fn, unsafe_code)]
+#![warn(clippy::undocumented_unsafe_blocks, missing_debug_implementations)]
 
 #[macro_use]
 mod sys;
 
+// The only modules allowed `unsafe`: stacks and stack switching here, syscalls in `hub::sys`.
+#[allow(unsafe_code)]
 mod coro;
+pub mod greenlet;
 mod hub;
 pub mod io;
 pub mod net;
@@ -88,7 +91,6 @@ pub mod threadpool;
 mod timeout;
 
 pub use coro::generator;
-pub use coro::greenlet;
 pub use coro::stack::{default_stack_size, set_default_stack_size};
 pub use task::{
     join_all, sleep, sleep_until, spawn, spawn_later, yield_now, Builder, JoinError, JoinHandle,

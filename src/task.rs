@@ -12,23 +12,11 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::coro::fiber::{self, Fiber, Interrupt, Kind, Next, State};
-use crate::coro::greenlet::GreenletExit;
+use crate::coro::fiber::{Body, Fiber, Kind, Next, State, WakeReason};
 use crate::coro::stack::default_stack_size;
+use crate::coro::unwind::{payload_str, payload_text, KillSignal};
+use crate::hub::control::{Killed, TaskRef};
 use crate::hub::{self, timers::Action, Waker};
-use crate::timeout::Elapsed;
-
-/// The payload a killed task unwinds with.
-struct KillSignal;
-
-/// Unwinds the current fiber for an interrupt delivered at its park or switch point.
-pub(crate) fn unwind_for(why: Interrupt) -> ! {
-    match why {
-        Interrupt::Kill => resume_unwind(Box::new(KillSignal)),
-        Interrupt::Timeout(id) => resume_unwind(Box::new(Elapsed::new(id))),
-        Interrupt::Exit => resume_unwind(Box::new(GreenletExit)),
-    }
-}
 
 /// Why [`JoinHandle::join`] did not produce the task's value.
 pub enum JoinError {
@@ -69,13 +57,6 @@ impl JoinError {
     }
 }
 
-/// The text of a panic payload, when it is a `&str` or `String`.
-pub(crate) fn payload_str(p: &(dyn Any + Send)) -> Option<&str> {
-    p.downcast_ref::<&str>()
-        .copied()
-        .or_else(|| p.downcast_ref::<String>().map(String::as_str))
-}
-
 impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -89,11 +70,11 @@ impl fmt::Debug for JoinError {
 }
 
 impl fmt::Display for JoinError {
+    /// The panic message for `&str` and `String` payloads; otherwise what the payload was.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self, self.panic_message()) {
-            (JoinError::Panicked(_), Some(m)) => write!(f, "task panicked: {m}"),
-            (JoinError::Panicked(_), None) => f.write_str("task panicked"),
-            (JoinError::Killed, _) => f.write_str("task was killed"),
+        match self {
+            JoinError::Panicked(p) => write!(f, "task panicked: {}", payload_text(p.as_ref())),
+            JoinError::Killed => f.write_str("task was killed"),
         }
     }
 }
@@ -110,22 +91,21 @@ struct Shared<T> {
 }
 
 impl<T> Shared<T> {
-    fn complete(&self, result: Result<T, JoinError>, fiber: &Fiber) {
+    fn complete(&self, result: Result<T, JoinError>, label: impl FnOnce() -> String) {
         if let (Err(JoinError::Panicked(p)), true) = (&result, self.detached.get()) {
-            log_panic(fiber, p.as_ref());
+            log_panic(&label(), p.as_ref());
         }
         *self.result.borrow_mut() = Some(result);
         if let Some(w) = self.waiter.take() {
-            w.wake(fiber::WakeReason::Notified);
+            w.wake(WakeReason::Notified);
         }
     }
 }
 
-fn log_panic(fiber: &Fiber, p: &(dyn Any + Send)) {
-    let msg = payload_str(p).unwrap_or("<non-string payload>");
+fn log_panic(label: &str, p: &(dyn Any + Send)) {
     log::error!(
-        "grove: task {} panicked and nobody joined it: {msg}",
-        fiber.label()
+        "grove: {label} panicked and nobody joined it: {}",
+        payload_text(p)
     );
 }
 
@@ -138,7 +118,7 @@ fn log_panic(fiber: &Fiber, p: &(dyn Any + Send)) {
 /// std::thread::spawn(move || h.join());
 /// ```
 pub struct JoinHandle<T> {
-    fiber: Rc<Fiber>,
+    task: TaskRef,
     shared: Rc<Shared<T>>,
     _not_send: PhantomData<*const ()>,
 }
@@ -146,7 +126,7 @@ pub struct JoinHandle<T> {
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinHandle")
-            .field("task", &self.fiber.label())
+            .field("task", &self.task.label())
             .field("finished", &self.is_finished())
             .finish()
     }
@@ -162,6 +142,7 @@ impl<T> JoinHandle<T> {
     /// # Panics
     /// Panics if a task joins itself, and with a "would block forever" message if the caller is
     /// the main code and nothing can ever let the task finish.
+    #[track_caller]
     pub fn join(self) -> Result<T, JoinError> {
         self.wait_finished("JoinHandle::join");
         let result = self.shared.result.borrow_mut().take();
@@ -175,7 +156,12 @@ impl<T> JoinHandle<T> {
 
     /// The task's name, if it was given one with [`Builder::name`].
     pub fn name(&self) -> Option<&str> {
-        self.fiber.name.as_deref()
+        self.task.name()
+    }
+
+    /// The task's control reference (for `Group` and `StreamServer`).
+    pub(crate) fn task(&self) -> &TaskRef {
+        &self.task
     }
 
     /// Kills the task and waits until it is dead (gevent's `kill(block=True)`).
@@ -183,29 +169,28 @@ impl<T> JoinHandle<T> {
     /// A task that has not started never runs. A parked task unwinds from its park point, so its
     /// `Drop`s run; it is then finished and `join` returns [`JoinError::Killed`]. Killing a
     /// finished task does nothing. A task killing itself unwinds at once.
+    ///
+    /// A kill that reaches a task which is already unwinding (it panicked, or an earlier kill or
+    /// timeout is on its way up) does not start a second unwind: a blocking call in one of its
+    /// `Drop`s returns early instead (`sleep` returns, I/O fails with `TimedOut`, a wait with a
+    /// deadline gives up) and the unwind that was in progress finishes the task.
+    #[track_caller]
     pub fn kill(&self) {
         if self.is_finished() {
             return;
         }
-        if fiber::is_current(&self.fiber) {
-            unwind_for(Interrupt::Kill);
+        if self.task.kill() == Killed::Interrupted && !self.task.is_current() {
+            self.wait_finished("JoinHandle::kill");
         }
-        if self.fiber.state.get() == State::Fresh || !self.fiber.is_started() {
-            self.fiber.force_unwind();
-            hub::with(|h| h.forget(&self.fiber));
-            self.shared.complete(Err(JoinError::Killed), &self.fiber);
-            return;
-        }
-        hub::with(|h| h.interrupt(&self.fiber, Interrupt::Kill));
-        self.wait_finished("JoinHandle::kill");
     }
 
+    #[track_caller]
     fn wait_finished(&self, what: &'static str) {
         if self.is_finished() {
             return;
         }
-        if fiber::is_current(&self.fiber) {
-            panic!("grove: task {} tried to join itself", self.fiber.label());
+        if self.task.is_current() {
+            panic!("grove: {} tried to join itself", self.task.label());
         }
         while !self.is_finished() {
             self.shared.waiter.set(Some(hub::current_waker()));
@@ -219,7 +204,7 @@ impl<T> Drop for JoinHandle<T> {
         self.shared.detached.set(true);
         self.shared.waiter.set(None);
         if let Some(Err(JoinError::Panicked(p))) = &*self.shared.result.borrow() {
-            log_panic(&self.fiber, p.as_ref());
+            log_panic(&self.task.label(), p.as_ref());
         }
     }
 }
@@ -251,6 +236,9 @@ impl Builder {
 
     /// Spawns the task; it first runs when the current code blocks or yields.
     ///
+    /// Unlike [`spawn`], which takes a stack only when the task first runs, this takes the
+    /// stack now, so running out of stacks is this call's error.
+    ///
     /// # Errors
     /// An `io::Error` (kind `OutOfMemory`) naming the limit that was hit if no stack can be
     /// allocated.
@@ -259,30 +247,52 @@ impl Builder {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        let handle = self.create(f)?;
-        hub::with(|h| h.schedule(handle.fiber.clone()));
+        let (handle, fiber) = self.create(f);
+        if let Err(e) = fiber.prepare() {
+            fiber.cancel_unstarted();
+            hub::with(|h| h.forget(&fiber));
+            return Err(e);
+        }
+        hub::with(|h| h.schedule(fiber));
         Ok(handle)
     }
 
-    /// Spawns the task to start after `delay` (gevent's `spawn_later`).
+    /// Spawns the task lazily: its stack is taken when it first runs (see [`spawn`]).
+    fn spawn_lazy<F, T>(self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        let (handle, fiber) = self.create(f);
+        hub::with(|h| h.schedule(fiber));
+        handle
+    }
+
+    /// Spawns the task to start after `delay` (gevent's `spawn_later`). A delay too large to
+    /// represent as an instant (`Duration::MAX`) means the task never starts on its own.
     ///
     /// # Errors
-    /// As [`Builder::spawn`].
+    /// As [`Builder::spawn`]: the stack is taken now.
     pub fn spawn_later<F, T>(self, delay: Duration, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        let handle = self.create(f)?;
-        let fiber = handle.fiber.clone();
+        let (handle, fiber) = self.create(f);
+        if let Err(e) = fiber.prepare() {
+            fiber.cancel_unstarted();
+            hub::with(|h| h.forget(&fiber));
+            return Err(e);
+        }
         fiber.state.set(State::Parked);
         fiber.waiting_on.set("spawn_later");
-        let waker = Waker::for_park(fiber);
-        hub::add_timer(Instant::now() + delay, Action::Wake(waker));
+        if let Some(at) = hub::timers::deadline_after(delay) {
+            hub::add_timer(at, Action::Wake(Waker::for_park(fiber)));
+        }
         Ok(handle)
     }
 
-    fn create<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
+    fn create<F, T>(self, f: F) -> (JoinHandle<T>, Rc<Fiber>)
     where
         F: FnOnce() -> T + 'static,
         T: 'static,
@@ -292,36 +302,85 @@ impl Builder {
             waiter: Cell::new(None),
             detached: Cell::new(false),
         });
-        let task_shared = shared.clone();
         let size = self.stack_size.unwrap_or_else(default_stack_size);
         let name = self.name.map(Rc::from);
         let id = hub::with(|h| h.next_id());
-        let fiber = Fiber::new(Kind::Task, id, name, size, move || {
-            run_task(f, &task_shared);
-            Next::Park
-        })?;
+        let body = Box::new(TaskBody {
+            f: Some(f),
+            shared: shared.clone(),
+            id,
+            name: name.clone(),
+        });
+        let fiber = Fiber::new(Kind::Task, id, name, size, body);
         hub::with(|h| h.register(&fiber));
-        Ok(JoinHandle {
-            fiber,
+        let handle = JoinHandle {
+            task: TaskRef::new(fiber.clone()),
             shared,
             _not_send: PhantomData,
-        })
+        };
+        (handle, fiber)
     }
 }
 
-/// The task entry: run `f`, catching its panic or kill, and publish the outcome.
-fn run_task<T, F: FnOnce() -> T>(f: F, shared: &Shared<T>) {
-    let outcome = catch_unwind(AssertUnwindSafe(f));
-    let result = match outcome {
-        Ok(v) => Ok(v),
-        Err(p) if fiber::force_unwinding() => resume_unwind(p),
-        Err(p) if p.is::<KillSignal>() => Err(JoinError::Killed),
-        Err(p) => Err(JoinError::Panicked(p)),
-    };
-    fiber::with_current(|me| shared.complete(result, me));
+/// A task's code and result slot, until it runs.
+struct TaskBody<F, T> {
+    /// `None` once the task ran.
+    f: Option<F>,
+    shared: Rc<Shared<T>>,
+    id: u64,
+    name: Option<Rc<str>>,
+}
+
+impl<F, T> TaskBody<F, T> {
+    fn label(&self) -> String {
+        match &self.name {
+            Some(n) => format!("'{n}'"),
+            None => format!("task #{}", self.id),
+        }
+    }
+}
+
+impl<F: FnOnce() -> T + 'static, T: 'static> Body for TaskBody<F, T> {
+    /// The task entry: run `f`, catching its panic or kill, and publish the outcome.
+    fn run(mut self: Box<Self>) -> Next {
+        let f = self.f.take().expect("a task runs once");
+        let outcome = catch_unwind(AssertUnwindSafe(f));
+        let result = match outcome {
+            Ok(v) => Ok(v),
+            Err(p) if hub::with_current(Fiber::is_force_unwinding) => resume_unwind(p),
+            Err(p) if p.is::<KillSignal>() => Err(JoinError::Killed),
+            Err(p) => Err(JoinError::Panicked(p)),
+        };
+        self.shared.complete(result, || self.label());
+        Next::Park
+    }
+
+    fn cannot_start(self: Box<Self>, err: io::Error) {
+        let msg = format!("grove: {} could not start: {err}", self.label());
+        log::error!("{msg}");
+        let mut this = self;
+        this.f = None;
+        this.shared
+            .complete(Err(JoinError::Panicked(Box::new(msg))), || this.label());
+    }
+}
+
+impl<F, T> Drop for TaskBody<F, T> {
+    /// A task that never ran (killed before it started, or its thread exited) is finished as
+    /// killed; its closure is dropped with it.
+    fn drop(&mut self) {
+        if self.f.take().is_some() && self.shared.result.borrow().is_none() {
+            self.shared
+                .complete(Err(JoinError::Killed), || self.label());
+        }
+    }
 }
 
 /// Spawns a task running `f` and returns its handle (gevent's `spawn`).
+///
+/// The task takes its stack when it first runs; if none can be had then (address space or
+/// `vm.max_map_count` exhausted), the task finishes with a [`JoinError::Panicked`] carrying
+/// the `io::Error`'s message, which is also logged.
 ///
 /// The task starts when the current code next blocks or yields; `f` needs `'static` but not
 /// `Send`: the task stays on this thread, so `Rc` and `RefCell` are fine.
@@ -331,22 +390,20 @@ fn run_task<T, F: FnOnce() -> T>(f: F, shared: &Shared<T>) {
 /// assert_eq!(h.join().unwrap(), 42);
 /// ```
 ///
-/// # Panics
-/// Panics if no stack can be allocated; [`Builder::spawn`] returns that error instead.
+#[track_caller]
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + 'static,
     T: 'static,
 {
-    Builder::new()
-        .spawn(f)
-        .unwrap_or_else(|e| panic!("grove::spawn: {e}"))
+    Builder::new().spawn_lazy(f)
 }
 
 /// Spawns a task that starts after `delay` (gevent's `spawn_later`).
 ///
 /// # Panics
-/// As [`spawn`].
+/// Panics if no stack can be allocated; [`Builder::spawn_later`] returns that error instead.
+#[track_caller]
 pub fn spawn_later<F, T>(delay: Duration, f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + 'static,
@@ -358,30 +415,51 @@ where
 }
 
 /// Waits for every task, in order, and returns their results (gevent's `joinall`).
+#[track_caller]
 pub fn join_all<T, I>(handles: I) -> Vec<Result<T, JoinError>>
 where
     I: IntoIterator<Item = JoinHandle<T>>,
 {
-    handles.into_iter().map(JoinHandle::join).collect()
+    handles.into_iter().map(|h| h.join()).collect()
 }
 
 /// Parks the current task (or main) for at least `d`; other tasks run meanwhile.
-/// `sleep(Duration::ZERO)` is [`yield_now`], as gevent's `sleep(0)`.
+/// `sleep(Duration::ZERO)` is [`yield_now`], as gevent's `sleep(0)`; a duration too large to
+/// represent as an instant (`Duration::MAX`) sleeps forever.
+///
+/// A kill or timeout that reaches a task which is already unwinding (this `sleep` is in a
+/// `Drop`) makes the sleep return early instead of starting a second unwind.
+///
+/// # Panics
+/// With "would block forever" if main sleeps forever and nothing else can run.
+#[track_caller]
 pub fn sleep(d: Duration) {
     if d.is_zero() {
         yield_now();
-    } else {
-        sleep_until(Instant::now() + d);
+        return;
+    }
+    match hub::timers::deadline_after(d) {
+        Some(deadline) => sleep_until(deadline),
+        None => sleep_forever(),
     }
 }
 
-/// Parks the current task until `deadline` (never returns before it).
+/// Parks the current task until `deadline` (never returns before it, except as [`sleep`]
+/// says for an interrupt during unwinding).
+#[track_caller]
 pub fn sleep_until(deadline: Instant) {
     while Instant::now() < deadline {
         let key = hub::add_timer(deadline, Action::Wake(hub::current_waker()));
         let _cancel = CancelTimer(key);
-        hub::park("sleep");
+        if hub::park("sleep") == WakeReason::Interrupted {
+            return;
+        }
     }
+}
+
+#[track_caller]
+fn sleep_forever() {
+    while hub::park("sleep forever") != WakeReason::Interrupted {}
 }
 
 struct CancelTimer(hub::timers::TimerKey);

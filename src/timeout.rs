@@ -2,74 +2,78 @@
 //!
 //! When a timeout fires, the blocking operation in progress in its task (a sleep, a join, a
 //! socket read, a queue get...) is unwound with an [`Elapsed`] payload, so everything between
-//! the park point and the guard is dropped properly. A timeout never fires early.
+//! the park point and the guard is dropped properly. A timeout never fires early, and it never
+//! takes a result that arrived first: if the task was already woken by a completion when the
+//! deadline passed (its data arrived, its sleep ended), the completion wins and the timeout
+//! stays pending until the task next blocks — by which time `with_timeout` has usually
+//! returned and the `Timeout` has been dropped, cancelling it.
+//!
+//! A timeout that fires while its task is already unwinding (a `Drop` blocking during a kill or
+//! a panic) does not start a second unwind: the blocking call returns early instead.
 
 use std::cell::Cell;
-use std::fmt;
+use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use crate::coro::fiber::Interrupt;
 use crate::hub::{self, timers::Action, timers::TimerKey};
 
+pub use crate::coro::unwind::Elapsed;
+
 thread_local! {
     static NEXT_ID: Cell<u64> = const { Cell::new(1) };
 }
-
-/// The error of [`with_timeout`], and the unwind payload of a fired [`Timeout`].
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Elapsed {
-    id: u64,
-}
-
-impl Elapsed {
-    pub(crate) fn new(id: u64) -> Elapsed {
-        Elapsed { id }
-    }
-}
-
-impl fmt::Debug for Elapsed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Elapsed")
-    }
-}
-
-impl fmt::Display for Elapsed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("deadline has elapsed")
-    }
-}
-
-impl std::error::Error for Elapsed {}
 
 /// A pending deadline for the current task (or main). Dropping it cancels it.
 ///
 /// If the deadline passes while the task is blocked (or the next time it blocks), that
 /// operation unwinds with this timeout's [`Elapsed`] payload; [`Timeout::catch`] (or
 /// [`with_timeout`]) turns it back into a value. Uncaught, it ends the task like a panic.
+///
+/// A `Timeout` belongs to the task that armed it, so it cannot be sent to another thread:
+///
+/// ```compile_fail
+/// let t = grove::Timeout::start(std::time::Duration::from_secs(1));
+/// std::thread::spawn(move || drop(t));
+/// ```
 #[must_use = "a Timeout is cancelled when dropped"]
+#[derive(Debug)]
 pub struct Timeout {
     id: u64,
-    key: TimerKey,
+    /// `None` for a deadline that never comes.
+    key: Option<TimerKey>,
+    _not_send: PhantomData<*const ()>,
 }
 
 impl Timeout {
-    /// Arms a timeout that fires `d` from now in the current task.
+    /// Arms a timeout that fires `d` from now in the current task. A duration too large to
+    /// represent as an instant (`Duration::MAX`) never fires.
     pub fn start(d: Duration) -> Timeout {
-        Timeout::at(Instant::now() + d)
+        Timeout::arm(hub::timers::deadline_after(d))
     }
 
     /// Arms a timeout that fires at `deadline` in the current task.
     pub fn at(deadline: Instant) -> Timeout {
+        Timeout::arm(Some(deadline))
+    }
+
+    fn arm(deadline: Option<Instant>) -> Timeout {
         let id = NEXT_ID.with(|n| n.replace(n.get() + 1));
-        let fiber = hub::current();
-        let key = hub::add_timer(deadline, Action::Interrupt(fiber, Interrupt::Timeout(id)));
-        Timeout { id, key }
+        let key = deadline.map(|at| {
+            let fiber = hub::current();
+            hub::add_timer(at, Action::Interrupt(fiber, Interrupt::Timeout(id)))
+        });
+        Timeout {
+            id,
+            key,
+            _not_send: PhantomData,
+        }
     }
 
     /// Whether `payload` (from `catch_unwind`) is this timeout firing.
     pub fn is_mine(&self, payload: &(dyn std::any::Any + Send)) -> bool {
-        payload.downcast_ref::<Elapsed>() == Some(&Elapsed { id: self.id })
+        payload.downcast_ref::<Elapsed>() == Some(&Elapsed::new(self.id))
     }
 
     /// Runs `f` under this timeout: `Err(Elapsed)` if it fired, otherwise `f`'s value.
@@ -77,7 +81,7 @@ impl Timeout {
     pub fn catch<T>(self, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
         match catch_unwind(AssertUnwindSafe(f)) {
             Ok(v) => Ok(v),
-            Err(p) if self.is_mine(p.as_ref()) => Err(Elapsed { id: self.id }),
+            Err(p) if self.is_mine(p.as_ref()) => Err(Elapsed::new(self.id)),
             Err(p) => resume_unwind(p),
         }
     }
@@ -85,21 +89,24 @@ impl Timeout {
 
 impl Drop for Timeout {
     fn drop(&mut self) {
-        hub::cancel_timer(self.key);
-        // A timeout that fired while its task was already runnable left an interrupt behind that
+        if let Some(key) = self.key {
+            hub::cancel_timer(key);
+        }
+        // A timeout that fired while its task was already woken left an interrupt pending that
         // nobody will consume now: withdraw it.
         if hub::alive() {
-            let fiber = hub::current();
-            match fiber.interrupt.take() {
-                Some(Interrupt::Timeout(id)) if id == self.id => {}
-                other => fiber.interrupt.set(other),
-            }
+            hub::with_current(|f| {
+                if f.interrupt.get() == Some(Interrupt::Timeout(self.id)) {
+                    f.interrupt.set(None);
+                }
+            });
         }
     }
 }
 
 /// Runs `f`, giving up after `d`: `Err(Elapsed)` if `f` was still blocked then (gevent's
-/// `with_timeout`). What `f` was doing is unwound.
+/// `with_timeout`). What `f` was doing is unwound. If `f`'s blocking call completed before the
+/// deadline, its result is kept even when the task only gets to run after the deadline.
 ///
 /// ```
 /// use std::time::Duration;

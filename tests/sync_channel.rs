@@ -68,7 +68,7 @@ fn a_killed_putter_withdraws_its_offer() {
 }
 
 #[test]
-fn a_killed_getter_passes_the_offer_on() {
+fn a_kill_after_the_offer_does_not_steal_it() {
     let ch = Channel::new();
     let spawn_getter = || {
         let ch = ch.clone();
@@ -82,9 +82,11 @@ fn a_killed_getter_passes_the_offer_on() {
         grove::spawn(move || ch.put("x").unwrap())
     };
     grove::yield_now(); // the putter offers and wakes `first`
-    first.kill();
-    assert_eq!(second.join().unwrap(), "x");
+    first.kill(); // the offer came first: `first` takes it
+    assert_eq!(first.join().unwrap(), "x");
     putter.join().unwrap();
+    ch.put("y").unwrap();
+    assert_eq!(second.join().unwrap(), "y");
 }
 
 #[test]

@@ -125,7 +125,7 @@ fn close_wakes_everyone_and_gets_drain_first() {
 }
 
 #[test]
-fn a_killed_getter_does_not_lose_the_item() {
+fn a_kill_after_the_wake_up_does_not_steal_the_item() {
     let q = Queue::new();
     let spawn_getter = || {
         let q = q.clone();
@@ -135,8 +135,11 @@ fn a_killed_getter_does_not_lose_the_item() {
     let second = spawn_getter();
     grove::yield_now();
     q.put("item").unwrap(); // wakes `first`...
-    first.kill(); // ...which dies before it runs
-    assert_eq!(second.join().unwrap(), "item");
+    first.kill(); // ...so the completion wins: `first` returns the item, the kill is moot
+    assert_eq!(first.join().unwrap(), "item");
+    assert_eq!(q.getters(), 1);
+    q.put("next").unwrap();
+    assert_eq!(second.join().unwrap(), "next");
     assert!(q.is_empty());
 }
 
@@ -154,7 +157,7 @@ fn a_timed_out_getter_does_not_lose_the_item() {
 }
 
 #[test]
-fn a_killed_putter_does_not_block_the_next() {
+fn a_kill_after_the_wake_up_does_not_undo_the_put() {
     let q = Queue::bounded(1);
     q.put(0).unwrap();
     let spawn_putter = |v| {
@@ -165,7 +168,9 @@ fn a_killed_putter_does_not_block_the_next() {
     let second = spawn_putter(2);
     grove::yield_now();
     assert_eq!(q.get(), Ok(0)); // wakes `first`...
-    first.kill(); // ...which dies: `second` gets the room
+    first.kill(); // ...whose put completes: the kill came after the wake-up
+    first.join().unwrap();
+    assert_eq!(q.get(), Ok(1));
     second.join().unwrap();
     assert_eq!(q.get(), Ok(2));
 }

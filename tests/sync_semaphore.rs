@@ -41,7 +41,7 @@ fn permits_are_released_on_drop_and_wake_a_waiter() {
 }
 
 #[test]
-fn a_killed_waiter_does_not_lose_the_permit() {
+fn a_kill_after_the_wake_up_does_not_lose_the_permit() {
     let sem = Semaphore::new(0);
     let spawn_waiter = || {
         let sem = sem.clone();
@@ -51,7 +51,10 @@ fn a_killed_waiter_does_not_lose_the_permit() {
     let second = spawn_waiter();
     grove::yield_now();
     sem.release(); // wakes `first`...
-    first.kill(); // ...which dies before taking it
+    first.kill(); // ...which takes the permit anyway: the wake-up came first
+    first.join().unwrap();
+    assert_eq!(sem.available_permits(), 0);
+    sem.release();
     second.join().unwrap();
     assert_eq!(sem.available_permits(), 0);
     sem.release();
@@ -94,7 +97,7 @@ fn a_contended_mutex_guard_held_across_parks_serialises_updates() {
 }
 
 #[test]
-fn a_killed_mutex_waiter_does_not_lose_the_unlock() {
+fn a_kill_after_the_wake_up_does_not_lose_the_unlock() {
     let m = Rc::new(Mutex::new(0));
     let g = m.lock();
     let spawn_waiter = || {
@@ -105,9 +108,10 @@ fn a_killed_mutex_waiter_does_not_lose_the_unlock() {
     let second = spawn_waiter();
     grove::yield_now();
     drop(g); // wakes `first`...
-    first.kill(); // ...which dies before locking
+    first.kill(); // ...which locks anyway (the wake-up came first), then `second` does
+    first.join().unwrap();
     second.join().unwrap();
-    assert_eq!(*m.lock(), 1);
+    assert_eq!(*m.lock(), 2);
 }
 
 #[test]

@@ -2,11 +2,22 @@
 //! the thread's own stack is the root fiber (it has no coroutine and runs the trampoline).
 //!
 //! Every switch is "suspend to the trampoline on the root stack, which resumes the target", so a
-//! fiber only ever calls [`Fiber::suspend`] on itself and only the trampoline calls
+//! fiber only ever calls [`suspend_current`] on itself and only the trampoline calls
 //! [`Fiber::resume`]. What a fiber wants next travels in the suspend value ([`Next`]).
+//!
+//! The rules this file keeps (DESIGN.md, "Unwinding rules"):
+//! - the current-fiber pointer is restored by a guard on every exit from a resume;
+//! - no panic leaves a fiber body: the body wrapper aborts the process, naming the fiber, if one
+//!   would (task and greenlet entries catch user panics themselves, so only a bug gets there);
+//! - "being unwound" is a property of the fiber ([`Fiber::unwinding`]), not of the thread;
+//! - corosensei's nested forced unwind is used only when a thread's hub is torn down.
+//!
+//! A fiber never calls the hub: the hub hands it what it needs.
 
+use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::io;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::rc::Rc;
 
@@ -23,6 +34,15 @@ pub(crate) enum Next {
     Park,
     /// Resume this fiber next (a greenlet-style switch).
     SwitchTo(Rc<Fiber>),
+}
+
+/// The code a fiber runs. Kept boxed until the fiber first runs: the stack is taken then, not
+/// at spawn, so tasks spawned in bulk touch no new memory until they run.
+pub(crate) trait Body {
+    /// Runs the fiber's code. Must not unwind (entries catch their panics).
+    fn run(self: Box<Self>) -> Next;
+    /// No stack could be had for the fiber: report `err` to whoever waits for it.
+    fn cannot_start(self: Box<Self>, err: io::Error);
 }
 
 /// Where a fiber is in its life.
@@ -54,13 +74,13 @@ pub(crate) enum WakeReason {
 }
 
 /// An unwinding request delivered to a fiber at its park or switch point.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Interrupt {
     /// `JoinHandle::kill`.
     Kill,
     /// A `Timeout` with this id fired.
     Timeout(u64),
-    /// `Greenlet::throw`.
+    /// `Greenlet::throw`, or the last handle of a suspended greenlet went away.
     Exit,
 }
 
@@ -77,8 +97,8 @@ pub(crate) enum Kind {
 
 /// One switchable context.
 ///
-/// `repr(C)` keeps the fields a switch touches (the first ten) together at the front, in as few
-/// cache lines as possible; the rest are read only when a fiber starts, dies or is reported.
+/// `repr(C)` keeps the fields a switch touches together at the front, in as few cache lines as
+/// possible; the rest are read only when a fiber starts, dies or is reported.
 #[repr(C)]
 pub(crate) struct Fiber {
     co: RefCell<Option<Co>>,
@@ -96,85 +116,129 @@ pub(crate) struct Fiber {
     pub(crate) gen: Cell<u32>,
     pub(crate) state: Cell<State>,
     pub(crate) wake_reason: Cell<WakeReason>,
+    /// A value switched to this fiber and not yet received (greenlets): the target owns it.
+    /// Holds an `Option<T>` that is reused while the value type stays the same.
+    pub(crate) inbox: RefCell<Option<Box<dyn Any>>>,
+    /// Whether `inbox` holds a value now.
+    pub(crate) inbox_full: Cell<bool>,
+    /// A finished child's panic (or `GreenletExit`) for this fiber's pending switch.
+    pub(crate) inbox_panic: Cell<Option<Box<dyn Any + Send>>>,
     pub(crate) kind: Kind,
+    /// The fiber is unwinding (an interrupt or a panic is on its way up its stack). An
+    /// interrupt that lands now is not turned into a second unwind.
+    pub(crate) unwinding: Cell<bool>,
+    /// corosensei's forced unwind is running through this fiber (hub teardown only): its body
+    /// wrapper must let that payload reach the coroutine root.
+    force_unwinding: Cell<bool>,
     pub(crate) id: u64,
     pub(crate) name: Option<Rc<str>>,
     /// Greenlets: who receives control when this one dies.
     pub(crate) parent: RefCell<Option<Rc<Fiber>>>,
-    /// Index in the hub's registry of live tasks.
+    /// Greenlets being unwound because their last handle went away: who gets control back
+    /// when the unwinding ends (instead of the parent).
+    pub(crate) return_to: RefCell<Option<Rc<Fiber>>>,
+    /// Greenlets: how many user handles exist.
+    pub(crate) handles: Cell<usize>,
+    /// Greenlets: it dies with no one to return to (its last handle went away where no switch
+    /// was possible); when it finishes, control goes back to the hub, not to its parent.
+    pub(crate) orphaned: Cell<bool>,
+    /// Index in the hub's registry of live fibers.
     pub(crate) slot: Cell<usize>,
-    stack_size: usize,
-    guard: (usize, usize),
+    body: Cell<Option<Box<dyn Body>>>,
+    /// Requested stack size until the stack is taken; then its usable size.
+    stack_size: Cell<usize>,
+    guard: Cell<(usize, usize)>,
 }
 
 impl Fiber {
     /// The root fiber of the current thread.
     pub(crate) fn root() -> Rc<Fiber> {
-        Rc::new(Fiber::bare(Kind::Root, 0, None, State::Running, 0, (0, 0)))
+        let f = Fiber::bare(Kind::Root, 0, None, None, 0);
+        f.state.set(State::Running);
+        Rc::new(f)
     }
 
     fn bare(
         kind: Kind,
         id: u64,
         name: Option<Rc<str>>,
-        state: State,
+        body: Option<Box<dyn Body>>,
         stack_size: usize,
-        guard: (usize, usize),
     ) -> Fiber {
         Fiber {
             co: RefCell::new(None),
             yielder: Cell::new(ptr::null()),
-            kind,
-            id,
-            name,
-            state: Cell::new(state),
-            gen: Cell::new(0),
-            wake_reason: Cell::new(WakeReason::Notified),
-            interrupt: Cell::new(None),
-            waiting_on: Cell::new(""),
-            parent: RefCell::new(None),
-            slot: Cell::new(usize::MAX),
-            stack_size,
-            guard,
             park_sp: Cell::new(0),
             park_obj: Cell::new(0),
+            waiting_on: Cell::new(""),
+            interrupt: Cell::new(None),
+            gen: Cell::new(0),
+            state: Cell::new(State::Fresh),
+            wake_reason: Cell::new(WakeReason::Notified),
+            inbox: RefCell::new(None),
+            inbox_full: Cell::new(false),
+            inbox_panic: Cell::new(None),
+            kind,
+            unwinding: Cell::new(false),
+            force_unwinding: Cell::new(false),
+            id,
+            name,
+            parent: RefCell::new(None),
+            return_to: RefCell::new(None),
+            handles: Cell::new(0),
+            orphaned: Cell::new(false),
+            slot: Cell::new(usize::MAX),
+            body: Cell::new(body),
+            stack_size: Cell::new(stack_size),
+            guard: Cell::new((0, 0)),
         }
     }
 
-    /// Creates a fiber that will run `body` on a pooled stack of `stack_size` bytes.
-    ///
-    /// `body` must never unwind: the task and greenlet entries catch panics themselves.
-    pub(crate) fn new<F>(
+    /// A fiber that will run `body` on a pooled stack of `stack_size` bytes, taken when it
+    /// first runs.
+    pub(crate) fn new(
         kind: Kind,
         id: u64,
         name: Option<Rc<str>>,
         stack_size: usize,
-        body: F,
-    ) -> io::Result<Rc<Fiber>>
-    where
-        F: FnOnce() -> Next + 'static,
-    {
-        let stack = PooledStack::get(stack_size)?;
-        let (usable, guard) = (stack.usable(), stack.guard_range());
-        let co = Co::with_stack(stack, move |y: &FiberYielder, ()| {
-            with_current(|f| f.yielder.set(y));
-            body()
-        });
-        let fiber = Fiber::bare(kind, id, name, State::Fresh, usable, guard);
-        *fiber.co.borrow_mut() = Some(co);
-        Ok(Rc::new(fiber))
+        body: Box<dyn Body>,
+    ) -> Rc<Fiber> {
+        Rc::new(Fiber::bare(kind, id, name, Some(body), stack_size))
+    }
+
+    /// Takes the stack now rather than at the first run (greenlets: the error goes to the
+    /// creator).
+    pub(crate) fn prepare(&self) -> io::Result<()> {
+        if self.co.borrow().is_some() {
+            return Ok(());
+        }
+        let Some(body) = self.body.take() else {
+            return Ok(());
+        };
+        match PooledStack::get(self.stack_size.get()) {
+            Ok(stack) => {
+                self.guard.set(stack.guard_range());
+                self.stack_size.set(stack.usable());
+                *self.co.borrow_mut() = Some(Co::with_stack(stack, wrap(body)));
+                Ok(())
+            }
+            Err(e) => {
+                self.body.set(Some(body));
+                Err(e)
+            }
+        }
     }
 
     /// Asks the CPU to start loading what resuming this fiber will touch first: the fields of
-    /// the fiber a switch uses, the wait queue it parked on and the top of its suspended stack. The trampoline calls it for the next fiber in the run
-    /// queue while the current one runs, so those loads overlap with useful work instead of
-    /// stalling the switch (after a syscall-heavy task they are rarely still in cache).
+    /// the fiber a switch uses, the wait queue it parked on and the top of its suspended stack.
+    /// The trampoline calls it for the next fiber in the run queue while the current one runs,
+    /// so those loads overlap with useful work instead of stalling the switch.
     #[inline]
     pub(crate) fn prefetch(&self) {
         let sp = self.park_sp.get();
         prefetch_range(
             self as *const Fiber as usize,
-            std::mem::offset_of!(Fiber, id),
+            std::mem::offset_of!(Fiber, kind),
         );
         let obj = self.park_obj.get();
         if obj != 0 {
@@ -185,13 +249,19 @@ impl Fiber {
         }
     }
 
+    /// Whether corosensei's forced unwind (hub teardown) is running through this fiber: an
+    /// entry that catches a panic now must let it continue to the coroutine root.
+    pub(crate) fn is_force_unwinding(&self) -> bool {
+        self.force_unwinding.get()
+    }
+
     /// Whether this is the thread's root fiber.
     #[inline]
     pub(crate) fn is_root(&self) -> bool {
         self.kind == Kind::Root
     }
 
-    /// The name for messages: the task name, or `#id`.
+    /// The name for messages: `'name'`, `task #3`, `greenlet #4` or `main`.
     pub(crate) fn label(&self) -> String {
         match (&self.name, self.kind) {
             (Some(n), _) => format!("'{n}'"),
@@ -201,30 +271,65 @@ impl Fiber {
         }
     }
 
+    /// What kind of fiber this is, as a word for messages.
+    pub(crate) fn kind_word(&self) -> &'static str {
+        match self.kind {
+            Kind::Root => "thread",
+            Kind::Task => "task",
+            Kind::Greenlet => "greenlet",
+        }
+    }
+
     /// Runs the fiber until it suspends or finishes. Only the trampoline calls this.
     ///
     /// Returns what the fiber asked for next; on completion the stack goes back to the pool.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn resume(&self) -> Next {
         let result = {
             let mut co = self.co.borrow_mut();
-            let co = co.as_mut().expect("resumed a fiber without a coroutine");
-            let prev = CUR.replace(self);
-            let r = co.resume(());
-            CUR.set(prev);
-            r
+            match co.as_mut() {
+                Some(co) => {
+                    let _current = SetCurrent::enter(self);
+                    co.resume(())
+                }
+                None => {
+                    drop(co);
+                    return self.start_cold();
+                }
+            }
         };
         match result {
             CoroutineResult::Yield(next) => next,
             CoroutineResult::Return(next) => {
-                self.state.set(State::Dead);
-                self.recycle_stack();
+                self.finished();
                 next
             }
         }
     }
 
-    fn recycle_stack(&self) {
+    /// First resume of a lazily started fiber: take a stack, then run it.
+    #[cold]
+    #[inline(never)]
+    fn start_cold(&self) -> Next {
+        match self.prepare() {
+            Ok(()) if self.co.borrow().is_some() => self.resume(),
+            Ok(()) => {
+                self.state.set(State::Dead);
+                Next::Park
+            }
+            Err(e) => {
+                self.state.set(State::Dead);
+                if let Some(body) = self.body.take() {
+                    body.cannot_start(e);
+                }
+                Next::Park
+            }
+        }
+    }
+
+    fn finished(&self) {
+        self.state.set(State::Dead);
+        self.unwinding.set(false);
         if let Some(co) = self.co.borrow_mut().take() {
             co.into_stack().recycle();
         }
@@ -232,8 +337,13 @@ impl Fiber {
 
     /// Whether the body was ever entered (true for the root and for finished fibers).
     pub(crate) fn is_started(&self) -> bool {
+        if self.is_root() {
+            return true;
+        }
         match self.co.try_borrow() {
-            Ok(co) => co.as_ref().is_none_or(|c| c.started()),
+            Ok(co) => co
+                .as_ref()
+                .map_or(self.state.get() == State::Dead, |c| c.started()),
             Err(_) => true,
         }
     }
@@ -246,18 +356,99 @@ impl Fiber {
         }
     }
 
-    /// Unwinds a suspended fiber from where it stopped, running its `Drop`s, on the caller's
-    /// stack. The fiber is dead afterwards.
+    /// Drops the body of a fiber that never ran (its captures' `Drop`s run on the caller's
+    /// stack) and marks it dead. Returns whether it had not started.
+    pub(crate) fn cancel_unstarted(&self) -> bool {
+        if self.state.get() == State::Dead || self.is_started() {
+            return false;
+        }
+        let body = self.body.take();
+        let co = self.co.borrow_mut().take();
+        self.state.set(State::Dead);
+        drop(body);
+        if let Some(co) = co {
+            // Prepared but never resumed: dropping it drops the body; the stack is reused.
+            let mut co = co;
+            co.force_unwind();
+            co.into_stack().recycle();
+        }
+        true
+    }
+
+    /// Unwinds a suspended fiber from where it stopped, running its `Drop`s nested on the
+    /// caller's stack, with this fiber as the current one. Only hub teardown uses this: at any
+    /// other time a dying fiber is switched to and unwinds as itself.
     pub(crate) fn force_unwind(&self) {
         let co = self.co.borrow_mut().take();
         if let Some(mut co) = co {
             self.state.set(State::Running);
-            FORCE_UNWINDING.set(FORCE_UNWINDING.get() + 1);
-            co.force_unwind();
-            FORCE_UNWINDING.set(FORCE_UNWINDING.get() - 1);
+            self.force_unwinding.set(true);
+            {
+                let _current = SetCurrent::enter(self);
+                co.force_unwind();
+            }
+            self.force_unwinding.set(false);
             co.into_stack().recycle();
         }
         self.state.set(State::Dead);
+    }
+}
+
+impl Drop for Fiber {
+    fn drop(&mut self) {
+        if let Some(co) = self.co.get_mut().take() {
+            if co.started() && !co.done() {
+                // Only reachable when a thread exits in a way that skipped the hub's teardown:
+                // there is no context left to run the fiber's destructors in, so its stack is
+                // leaked rather than unwound on a stack that is not its own.
+                std::mem::forget(co);
+            } else if !co.started() {
+                let mut co = co;
+                co.force_unwind();
+                co.into_stack().recycle();
+            }
+        }
+    }
+}
+
+/// Builds the coroutine body around `body`: records the yielder, runs the body, and makes sure
+/// no panic leaves it.
+fn wrap(body: Box<dyn Body>) -> impl FnOnce(&FiberYielder, ()) -> Next {
+    move |y: &FiberYielder, ()| {
+        with_running(|f| f.yielder.set(y));
+        match catch_unwind(AssertUnwindSafe(|| body.run())) {
+            Ok(next) => next,
+            Err(p) if with_running(|f| f.force_unwinding.get()) => resume_unwind(p),
+            Err(p) => escaped(p),
+        }
+    }
+}
+
+/// A panic reached a fiber's root: a bug in grove (entries catch user panics). Continuing would
+/// unwind into the trampoline with the hub in an unknown state, so stop here, loudly.
+#[cold]
+fn escaped(p: Box<dyn Any + Send>) -> ! {
+    let label = with_running(|f| f.label());
+    let msg = crate::coro::unwind::payload_text(p.as_ref());
+    eprintln!("grove: a panic escaped the body of {label} ({msg}); aborting");
+    std::process::abort()
+}
+
+/// Sets the current fiber for the duration of a resume; restores the previous one however the
+/// resume ends (a guard, never straight-line code).
+struct SetCurrent(*const Fiber);
+
+impl SetCurrent {
+    #[inline(always)]
+    fn enter(f: &Fiber) -> SetCurrent {
+        SetCurrent(CUR.replace(f))
+    }
+}
+
+impl Drop for SetCurrent {
+    #[inline(always)]
+    fn drop(&mut self) {
+        CUR.set(self.0);
     }
 }
 
@@ -267,40 +458,46 @@ thread_local! {
     /// # Invariant
     /// Null (no hub yet on this thread, or it is gone), or a pointer to the running fiber, kept
     /// alive for as long as it is stored here: a task or greenlet by the trampoline's `Rc` while
-    /// it runs (`Fiber::resume` stores and restores it), the root by the hub (which clears this
+    /// it runs (`SetCurrent` stores and restores it), the root by the hub (which clears this
     /// before it drops the root).
     static CUR: Cell<*const Fiber> = const { Cell::new(ptr::null()) };
 }
 
-/// Runs `f` with the fiber on the CPU.
-#[inline]
-pub(crate) fn with_current<R>(f: impl FnOnce(&Fiber) -> R) -> R {
-    let mut p = CUR.get();
+/// Runs `f` with the fiber on the CPU, or returns `None` if this thread has none yet.
+#[inline(always)]
+pub(crate) fn try_with_current<R>(f: impl FnOnce(&Fiber) -> R) -> Option<R> {
+    let p = CUR.get();
     if p.is_null() {
-        p = install_root();
+        return None;
     }
     // SAFETY: by CUR's invariant a non-null pointer refers to a live fiber for as long as it is
     // stored, and it stays stored while `f` runs (a switch away and back restores it).
-    f(unsafe { &*p })
+    Some(f(unsafe { &*p }))
 }
 
-#[cold]
-fn install_root() -> *const Fiber {
-    let root = crate::hub::with(|hub| hub.root_fiber());
-    let p = Rc::as_ptr(&root);
-    CUR.set(p);
-    p
-}
-
-/// The fiber on the CPU, as a new `Rc`.
+/// Runs `f` with the fiber on the CPU, which must exist (inside a fiber body it always does).
 #[inline]
-pub(crate) fn current_rc() -> Rc<Fiber> {
-    let p = with_current(|f| f as *const Fiber);
+fn with_running<R>(f: impl FnOnce(&Fiber) -> R) -> R {
+    try_with_current(f).expect("grove: no current fiber inside a fiber body")
+}
+
+/// Makes `root` the current fiber of this thread (the hub does this once).
+pub(crate) fn install_root(root: &Rc<Fiber>) {
+    CUR.set(Rc::as_ptr(root));
+}
+
+/// The fiber on the CPU, as a new `Rc`, or `None` if this thread has none yet.
+#[inline(always)]
+pub(crate) fn current_rc() -> Option<Rc<Fiber>> {
+    let p = CUR.get();
+    if p.is_null() {
+        return None;
+    }
     // SAFETY: `p` came from `Rc::as_ptr` of a live `Rc<Fiber>` (CUR's invariant), so adding a
     // strong reference and materialising it as an `Rc` is balanced by that Rc's drop.
     unsafe {
         Rc::increment_strong_count(p);
-        Rc::from_raw(p)
+        Some(Rc::from_raw(p))
     }
 }
 
@@ -321,10 +518,12 @@ pub(crate) struct SignalInfo {
     pub(crate) guard: (usize, usize),
     /// Usable stack bytes.
     pub(crate) stack_size: usize,
-    /// The task's name, if any.
+    /// The fiber's name, if any.
     pub(crate) name: Option<&'static str>,
     /// The fiber's id.
     pub(crate) id: u64,
+    /// "task" or "greenlet".
+    pub(crate) kind: &'static str,
 }
 
 /// The fiber on the CPU, read without allocating (called from a signal handler).
@@ -338,21 +537,20 @@ pub(crate) fn current_for_signal() -> Option<SignalInfo> {
     // borrow is only used by the handler before it aborts the process.
     let f: &'static Fiber = unsafe { &*p };
     Some(SignalInfo {
-        guard: f.guard,
-        stack_size: f.stack_size,
+        guard: f.guard.get(),
+        stack_size: f.stack_size.get(),
         name: f.name.as_deref(),
         id: f.id,
+        kind: f.kind_word(),
     })
 }
 
 /// Suspends the fiber on the CPU and hands `next` to the trampoline; returns when the
-/// trampoline resumes it. No `Rc` of the fiber is held across the suspension: a suspended fiber
-/// is kept alive only by those who can wake or switch to it, so dropping the last of those
-/// unwinds it.
-#[inline]
+/// trampoline resumes it. No `Rc` of the fiber is held across the suspension by this code.
+#[inline(always)]
 pub(crate) fn suspend_current(next: Next) {
     let marker = 0u8;
-    let y = with_current(|f| {
+    let y = with_running(|f| {
         f.park_sp.set(ptr::addr_of!(marker) as usize);
         f.yielder.get()
     });
@@ -389,29 +587,4 @@ fn prefetch_range(addr: usize, len: usize) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (addr, len);
-}
-
-thread_local! {
-    static FORCE_UNWINDING: Cell<u32> = const { Cell::new(0) };
-}
-
-/// Whether grove is force-unwinding a fiber on this thread: an entry that catches a panic now
-/// must let it continue (it is corosensei's own unwind, which must reach the coroutine root).
-pub(crate) fn force_unwinding() -> bool {
-    FORCE_UNWINDING.get() > 0
-}
-
-impl Drop for Fiber {
-    fn drop(&mut self) {
-        if !self.is_suspended_mid_body() {
-            return;
-        }
-        if crate::hub::alive() {
-            self.force_unwind();
-        } else if let Some(co) = self.co.get_mut().take() {
-            // The thread is exiting and its hub is gone: there is no context left to run the
-            // fiber's destructors in, so its stack is leaked rather than unwound.
-            std::mem::forget(co);
-        }
-    }
 }

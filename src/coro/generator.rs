@@ -39,6 +39,11 @@ pub(crate) fn assert_not_inside(what: &str) {
     }
 }
 
+/// Whether a generator body is running on this thread.
+pub(crate) fn is_inside() -> bool {
+    DEPTH.get() > 0
+}
+
 #[cold]
 fn inside_generator(what: &str) -> ! {
     panic!(
@@ -62,6 +67,17 @@ pub enum GeneratorState<Y, R> {
 /// Dropping an unfinished generator unwinds its stack, so the body's `Drop`s run.
 pub struct Generator<I: 'static, Y: 'static, R: 'static> {
     co: Option<Coroutine<I, Y, R, PooledStack>>,
+    /// The stack's guard page and usable size, for the overflow report.
+    guard: (usize, usize),
+    size: usize,
+}
+
+impl<I: 'static, Y: 'static, R: 'static> std::fmt::Debug for Generator<I, Y, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Generator")
+            .field("done", &self.is_done())
+            .finish()
+    }
 }
 
 impl<I: 'static, Y: 'static, R: 'static> Generator<I, Y, R> {
@@ -82,9 +98,13 @@ impl<I: 'static, Y: 'static, R: 'static> Generator<I, Y, R> {
     where
         F: FnOnce(&Yielder<I, Y>, I) -> R + 'static,
     {
+        super::overflow::install();
         let stack = PooledStack::get(size)?;
+        let (guard, size) = (stack.guard_range(), stack.usable());
         Ok(Generator {
             co: Some(Coroutine::with_stack(stack, body)),
+            guard,
+            size,
         })
     }
 
@@ -100,7 +120,9 @@ impl<I: 'static, Y: 'static, R: 'static> Generator<I, Y, R> {
             .as_mut()
             .expect("grove: resumed a generator that already completed");
         let _depth = DepthGuard::enter();
+        let saved = super::overflow::enter_generator(self.guard, self.size);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| co.resume(input)));
+        super::overflow::leave_generator(saved);
         drop(_depth);
         match result {
             Ok(CoroutineResult::Yield(y)) => GeneratorState::Yielded(y),
@@ -133,7 +155,9 @@ impl<I: 'static, Y: 'static, R: 'static> Drop for Generator<I, Y, R> {
     fn drop(&mut self) {
         if let Some(mut co) = self.co.take() {
             let depth = DepthGuard::enter();
+            let saved = super::overflow::enter_generator(self.guard, self.size);
             co.force_unwind();
+            super::overflow::leave_generator(saved);
             drop(depth);
             co.into_stack().recycle();
         }

@@ -1,8 +1,8 @@
 //! The coroutine core: pooled guard-paged stacks, fibers (the unit every switch moves between),
-//! generators and greenlets. All of grove's stack-switching `unsafe` lives here.
+//! generators, and the unwind payloads (kill, timeout, greenlet exit). All of grove's stack-switching `unsafe` lives here.
 
 pub(crate) mod fiber;
 pub mod generator;
-pub mod greenlet;
 pub(crate) mod overflow;
 pub(crate) mod stack;
+pub(crate) mod unwind;

@@ -1,6 +1,6 @@
-//! Reports a task's stack overflow before the process dies.
+//! Reports a task's, greenlet's or generator's stack overflow before the process dies.
 //!
-//! Every task stack has a guard page below it. Running past the stack faults on that page; the
+//! Every pooled stack has a guard page below it. Running past the stack faults on that page; the
 //! `SIGSEGV`/`SIGBUS` handler installed here (on an alternate signal stack, since the faulting
 //! stack is exhausted) checks whether the fault address lies in the guard page of the fiber
 //! running on this thread and, if so, writes which task overflowed and how big its stack was,
@@ -13,6 +13,21 @@ use std::sync::OnceLock;
 
 thread_local! {
     static ALT_STACK: Cell<Option<AltStack>> = const { Cell::new(None) };
+    /// The innermost generator running on this thread: its guard page and usable stack size
+    /// (all zero when none runs). Generators run inside their resumer's fiber, so the fault
+    /// handler checks this first.
+    static GENERATOR: Cell<(usize, usize, usize)> = const { Cell::new((0, 0, 0)) };
+}
+
+/// Records that a generator with this guard page and stack size runs now; returns what to
+/// restore when it stops ([`leave_generator`]).
+pub(crate) fn enter_generator(guard: (usize, usize), size: usize) -> (usize, usize, usize) {
+    GENERATOR.replace((guard.0, guard.1, size))
+}
+
+/// Restores the generator record saved by [`enter_generator`].
+pub(crate) fn leave_generator(saved: (usize, usize, usize)) {
+    GENERATOR.set(saved);
 }
 
 static INSTALL: Once = Once::new();
@@ -103,9 +118,16 @@ fn ensure_alt_stack() {
 extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo_t for an SA_SIGINFO handler.
     let addr = unsafe { (*info).si_addr() } as usize;
+    if let Ok((lo, hi, size)) = GENERATOR.try_with(Cell::get) {
+        if lo <= addr && addr < hi {
+            report(b"generator", size, None, None);
+            // SAFETY: abort is async-signal-safe.
+            unsafe { libc::abort() };
+        }
+    }
     if let Some(f) = super::fiber::current_for_signal() {
         if f.guard.0 <= addr && addr < f.guard.1 {
-            report(f.stack_size, f.name, f.id);
+            report(f.kind.as_bytes(), f.stack_size, f.name, Some(f.id));
             // SAFETY: abort is async-signal-safe.
             unsafe { libc::abort() };
         }
@@ -113,23 +135,33 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
     chain(sig, info, ctx);
 }
 
-/// Writes the overflow message to stderr without allocating.
-fn report(stack_size: usize, name: Option<&str>, id: u64) {
+/// Writes the overflow message to stderr without allocating: "grove: task 'name' has
+/// overflowed its stack (stack size N bytes)" and how to get a bigger one.
+fn report(kind: &[u8], stack_size: usize, name: Option<&str>, id: Option<u64>) {
     let mut id_digits = [0u8; 20];
-    let (open, name, close): (&[u8], &[u8], &[u8]) = match name {
-        None => (b"#", format_usize(id as usize, &mut id_digits), b""),
-        Some(n) => (b"'", n.as_bytes(), b"'"),
+    let (open, name, close): (&[u8], &[u8], &[u8]) = match (name, id) {
+        (Some(n), _) => (b" '", n.as_bytes(), b"'"),
+        (None, Some(id)) => (b" #", format_usize(id as usize, &mut id_digits), b""),
+        (None, None) => (b"", b"", b""),
     };
     let mut digits = [0u8; 20];
     let size = format_usize(stack_size, &mut digits);
+    let hint: &[u8] = match kind {
+        b"generator" => b"Generator::with_stack_size",
+        b"greenlet" => b"Greenlet::with_stack_size",
+        _ => b"grove::Builder::stack_size",
+    };
     for part in [
-        &b"\ngrove: task "[..],
+        &b"\ngrove: "[..],
+        kind,
         open,
         name,
         close,
         b" has overflowed its stack (stack size ",
         size,
-        b" bytes); give it a bigger stack with grove::Builder::stack_size\n",
+        b" bytes); give it a bigger stack with ",
+        hint,
+        b"\n",
     ] {
         // SAFETY: write(2) is async-signal-safe and the buffer is valid for its length.
         unsafe { libc::write(2, part.as_ptr().cast(), part.len()) };

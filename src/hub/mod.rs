@@ -4,8 +4,18 @@
 //! A fiber that blocks calls [`park`]: it suspends to the trampoline, which resumes the next
 //! ready fiber. When the root itself blocks (plain `main` calling `join` or `sleep`), it runs the
 //! trampoline in place until something wakes the root, which is how the hub stays implicit.
+//!
+//! Interrupts (kill, timeout, greenlet exit) follow two rules:
+//! - an interrupt is delivered only to a fiber that is still waiting: one that a completion
+//!   already woke keeps it pending until its next park, switch or yield (so a result that
+//!   arrived first is never lost to a later timeout);
+//! - an interrupt that reaches a fiber which is already unwinding is not turned into a second
+//!   unwind (std would abort): the blocking call returns early instead — [`park`] returns
+//!   [`WakeReason::Interrupted`].
 
+pub(crate) mod control;
 pub(crate) mod reactor;
+#[allow(unsafe_code)]
 pub(crate) mod sys;
 pub(crate) mod timers;
 pub(crate) mod wait;
@@ -13,16 +23,19 @@ pub(crate) mod wait;
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::VecDeque;
 use std::fmt::Write as _;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::time::Instant;
 
-use crate::coro::fiber::{self, Fiber, Interrupt, Next, State, WakeReason};
-use crate::coro::generator;
+use crate::coro::fiber::{self, Fiber, Interrupt, Kind, Next, State, WakeReason};
+use crate::coro::{generator, unwind};
 use reactor::Reactor;
 use timers::{Action, TimerKey, Timers};
 
 thread_local! {
     static HUB: Hub = const { Hub::new() };
+    /// Registered after `HUB` (so its destructor runs first, while the hub is still usable):
+    /// tears the hub down in an orderly way when the thread exits.
+    static TEARDOWN: Teardown = const { Teardown };
 }
 
 /// Runs `f` with this thread's hub.
@@ -31,9 +44,15 @@ pub(crate) fn with<R>(f: impl FnOnce(&Hub) -> R) -> R {
     HUB.with(f)
 }
 
+/// Runs `f` with this thread's hub unless the thread is exiting and the hub is gone.
+#[inline]
+pub(crate) fn try_with<R>(f: impl FnOnce(&Hub) -> R) -> Option<R> {
+    HUB.try_with(f).ok()
+}
+
 /// Whether this thread's hub exists and is not being torn down.
 pub(crate) fn alive() -> bool {
-    HUB.try_with(|_| ()).is_ok()
+    HUB.try_with(|h| !h.tearing_down.get()).unwrap_or(false)
 }
 
 /// The per-thread scheduler.
@@ -47,17 +66,29 @@ pub(crate) struct Hub {
     pub(crate) reactor: Reactor,
     registry: RefCell<Registry>,
     next_id: Cell<u64>,
+    /// The thread is exiting: nothing parks any more.
+    tearing_down: Cell<bool>,
 }
 
-/// Live tasks and greenlets, for the "would block forever" report.
+/// Every live task and greenlet. The registry owns them: a task lives until it finishes (or its
+/// thread exits), even when nothing else can reach it, so it is never dropped mid-body on a
+/// stack that is not its own.
 struct Registry {
-    slots: Vec<Option<Weak<Fiber>>>,
+    slots: Vec<Option<Rc<Fiber>>>,
     free: Vec<usize>,
 }
 
 impl Drop for Hub {
     fn drop(&mut self) {
         fiber::clear_current();
+    }
+}
+
+struct Teardown;
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        let _ = HUB.try_with(Hub::teardown);
     }
 }
 
@@ -74,23 +105,22 @@ impl Hub {
                 free: Vec::new(),
             }),
             next_id: Cell::new(1),
+            tearing_down: Cell::new(false),
         }
     }
 
-    /// The root fiber, created (with the fault handler) on first use.
+    /// The root fiber, created (with the fault handler and the teardown guard) on first use.
     pub(crate) fn root_fiber(&self) -> Rc<Fiber> {
         self.root
             .get_or_init(|| {
                 crate::coro::overflow::install();
-                Fiber::root()
+                unwind::install_panic_hook();
+                TEARDOWN.with(|_| ());
+                let root = Fiber::root();
+                fiber::install_root(&root);
+                root
             })
             .clone()
-    }
-
-    /// The fiber running now.
-    #[inline]
-    pub(crate) fn current(&self) -> Rc<Fiber> {
-        fiber::current_rc()
     }
 
     /// A fresh id for a task or greenlet.
@@ -100,24 +130,24 @@ impl Hub {
         id
     }
 
-    /// Records a new fiber in the registry of live fibers.
+    /// Records a new fiber in the registry of live fibers (which keeps it alive until it dies).
     pub(crate) fn register(&self, fiber: &Rc<Fiber>) {
         let mut reg = self.registry.borrow_mut();
-        let weak = Some(Rc::downgrade(fiber));
+        let strong = Some(fiber.clone());
         let slot = match reg.free.pop() {
             Some(i) => {
-                reg.slots[i] = weak;
+                reg.slots[i] = strong;
                 i
             }
             None => {
-                reg.slots.push(weak);
+                reg.slots.push(strong);
                 reg.slots.len() - 1
             }
         };
         fiber.slot.set(slot);
     }
 
-    /// Drops a fiber that died without running from the registry.
+    /// Marks a fiber that died without running dead and drops it from the registry.
     pub(crate) fn forget(&self, fiber: &Fiber) {
         fiber.state.set(State::Dead);
         self.unregister(fiber);
@@ -126,9 +156,12 @@ impl Hub {
     fn unregister(&self, fiber: &Fiber) {
         let slot = fiber.slot.replace(usize::MAX);
         if slot != usize::MAX {
-            let mut reg = self.registry.borrow_mut();
-            reg.slots[slot] = None;
-            reg.free.push(slot);
+            let gone = {
+                let mut reg = self.registry.borrow_mut();
+                reg.free.push(slot);
+                reg.slots[slot].take()
+            };
+            drop(gone);
         }
     }
 
@@ -142,7 +175,7 @@ impl Hub {
     /// The trampoline: runs fibers until the root is the next to run.
     ///
     /// `first` is a fiber to run before consulting the run queue (a switch target).
-    #[inline]
+    #[inline(always)]
     fn run(&self, first: Option<Rc<Fiber>>) -> Result<(), String> {
         let mut next = first;
         loop {
@@ -161,15 +194,19 @@ impl Hub {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn run_fiber(&self, fiber: Rc<Fiber>) -> Option<Rc<Fiber>> {
         if let Some(next) = self.run_queue.borrow().front() {
             next.prefetch();
         }
         fiber.state.set(State::Running);
         let next = fiber.resume();
-        if fiber.state.get() == State::Dead {
-            self.unregister(&fiber);
+        match fiber.state.get() {
+            State::Dead => self.unregister(&fiber),
+            State::Suspended if fiber.kind == Kind::Greenlet && fiber.handles.get() == 0 => {
+                self.orphan(&fiber)
+            }
+            _ => {}
         }
         match next {
             Next::Park => None,
@@ -208,19 +245,28 @@ impl Hub {
         }
     }
 
-    /// Fires due timers and collects I/O readiness; when the run queue is empty, waits for the
+    /// Collects I/O readiness and fires due timers; when the run queue is empty, waits for the
     /// first of them. Returns false if nothing could ever wake a fiber.
+    ///
+    /// I/O goes first: a read whose data arrived before a timeout's deadline completes, and
+    /// the timeout then finds its fiber already woken (and leaves it pending, see
+    /// [`Hub::interrupt`]).
     fn poll(&self) -> bool {
-        let has_timers = !self.timers.borrow().is_empty();
-        if has_timers {
-            self.fire_timers(Instant::now());
-        }
         let idle = self.run_queue.borrow().is_empty();
         if !idle {
             if self.reactor.has_waiters() {
                 self.reactor.poll(Some(0));
             }
+            if !self.timers.borrow().is_empty() {
+                self.fire_timers(Instant::now());
+            }
             return true;
+        }
+        if !self.timers.borrow().is_empty() {
+            self.fire_timers(Instant::now());
+            if !self.run_queue.borrow().is_empty() {
+                return true;
+            }
         }
         let deadline = self.timers.borrow().next_deadline();
         let timeout = match deadline {
@@ -234,24 +280,45 @@ impl Hub {
     }
 
     fn fire_timers(&self, now: Instant) {
+        // Wake-ups (completions: a sleep ending, a wait's deadline) before interrupts of the
+        // same round, so a sleep that ended before its Timeout's deadline still wins.
+        let mut interrupts = Vec::new();
         loop {
             let action = self.timers.borrow_mut().pop_expired(now);
             match action {
                 Some(Action::Wake(w)) => {
                     w.wake(WakeReason::TimedOut);
                 }
-                Some(Action::Interrupt(fiber, why)) => self.interrupt(&fiber, why),
-                None => return,
+                Some(Action::Interrupt(fiber, why)) => interrupts.push((fiber, why)),
+                None => break,
             }
+        }
+        for (fiber, why) in interrupts {
+            self.interrupt(&fiber, why);
         }
     }
 
-    /// Delivers an interrupt: the fiber unwinds at its park or switch point.
+    /// A greenlet suspended in a switch with no handle left can never be switched to again:
+    /// let it unwind as itself and die quietly.
+    #[cold]
+    fn orphan(&self, fiber: &Rc<Fiber>) {
+        fiber.orphaned.set(true);
+        self.interrupt(fiber, Interrupt::Exit);
+    }
+
+    /// Delivers an interrupt. A fiber that waits (parked, or suspended in a greenlet switch) is
+    /// woken and unwinds as soon as it runs; one that is ready or running — a completion
+    /// already woke it — keeps the interrupt pending until its next park, switch or yield.
     pub(crate) fn interrupt(&self, fiber: &Rc<Fiber>, why: Interrupt) {
-        fiber.interrupt.set(Some(why));
-        // A parked fiber is woken; one suspended in a greenlet switch is resumed there. Either
-        // way it unwinds as soon as it runs.
-        if matches!(fiber.state.get(), State::Parked | State::Suspended) {
+        let state = fiber.state.get();
+        if state == State::Dead {
+            return;
+        }
+        // A kill is stronger than a timeout or an exit that is already pending.
+        if fiber.interrupt.get() != Some(Interrupt::Kill) {
+            fiber.interrupt.set(Some(why));
+        }
+        if matches!(state, State::Parked | State::Suspended) {
             fiber.gen.set(fiber.gen.get().wrapping_add(1));
             fiber.wake_reason.set(WakeReason::Interrupted);
             self.schedule(fiber.clone());
@@ -260,7 +327,7 @@ impl Hub {
 
     /// Builds the "would block forever" message.
     fn deadlock_report(&self) -> String {
-        let cur = self.current();
+        let cur = current();
         let mut msg = format!(
             "grove: this operation would block forever: {} waits on {}, and no task is ready, \
              no timer is pending and no I/O can wake anything",
@@ -272,13 +339,10 @@ impl Hub {
             reg.slots
                 .iter()
                 .flatten()
-                .filter_map(Weak::upgrade)
+                .filter(|f| matches!(f.state.get(), State::Parked | State::Suspended))
+                .cloned()
                 .collect()
         };
-        let parked: Vec<_> = parked
-            .into_iter()
-            .filter(|f| matches!(f.state.get(), State::Parked | State::Suspended))
-            .collect();
         if !parked.is_empty() {
             msg.push_str(". Parked:");
             for f in &parked {
@@ -287,6 +351,34 @@ impl Hub {
             msg.pop();
         }
         msg
+    }
+
+    /// The thread is exiting: drop what never ran, unwind what is suspended (nested, on this
+    /// stack — the only time grove does that), while every thread-local grove uses still works.
+    fn teardown(&self) {
+        self.tearing_down.set(true);
+        // Drops may spawn or wake more; a few rounds settle it, and what is left after that is
+        // leaked rather than looped on forever.
+        for _ in 0..16 {
+            let fibers: Vec<Rc<Fiber>> = {
+                let mut reg = self.registry.borrow_mut();
+                reg.free.clear();
+                reg.slots.drain(..).flatten().collect()
+            };
+            if fibers.is_empty() {
+                break;
+            }
+            for f in fibers {
+                f.slot.set(usize::MAX);
+                if !f.cancel_unstarted() && f.is_suspended_mid_body() {
+                    f.force_unwind();
+                }
+            }
+        }
+        let queued = std::mem::take(&mut *self.run_queue.borrow_mut());
+        drop(queued);
+        let timers = std::mem::replace(&mut *self.timers.borrow_mut(), Timers::new());
+        drop(timers);
     }
 }
 
@@ -325,41 +417,109 @@ impl Waker {
         }
         f.gen.set(self.gen.wrapping_add(1));
         f.wake_reason.set(reason);
-        with(|hub| hub.schedule(f.clone()));
-        true
+        try_with(|hub| hub.schedule(f.clone())).is_some()
     }
+}
+
+/// Runs `f` with the fiber on the CPU (the root, made on first use, outside any task).
+#[inline(always)]
+pub(crate) fn with_current<R>(f: impl FnOnce(&Fiber) -> R) -> R {
+    let mut f = Some(f);
+    if let Some(r) = fiber::try_with_current(|cur| (f.take().expect("called once"))(cur)) {
+        return r;
+    }
+    let root = root();
+    (f.take().expect("called once"))(&root)
+}
+
+/// The current fiber.
+#[inline(always)]
+pub(crate) fn current() -> Rc<Fiber> {
+    match fiber::current_rc() {
+        Some(f) => f,
+        None => root(),
+    }
+}
+
+/// The root fiber of this thread.
+pub(crate) fn root() -> Rc<Fiber> {
+    with(Hub::root_fiber)
 }
 
 /// A waker for the current fiber's next park.
 pub(crate) fn current_waker() -> Waker {
-    Waker::for_park(fiber::current_rc())
+    Waker::for_park(current())
 }
 
 /// Whether the current fiber's last wake-up was a notification.
 pub(crate) fn current_was_notified() -> bool {
-    fiber::with_current(|f| f.wake_reason.get() == WakeReason::Notified)
+    with_current(|f| f.wake_reason.get() == WakeReason::Notified)
 }
 
 /// Parks the current fiber until a waker made for this park wakes it.
 ///
+/// Returns why it woke. [`WakeReason::Interrupted`] means a kill or timeout reached a fiber
+/// that is already unwinding (or the thread is exiting): the caller gives up waiting.
+///
 /// # Panics
 /// Unwinds with the pending interrupt (kill, timeout) if there is one; panics inside a
 /// generator, and in the root when nothing could ever wake it ("would block forever").
+#[track_caller]
 pub(crate) fn park(what: &'static str) -> WakeReason {
     generator::assert_not_inside("block");
-    let is_root = fiber::with_current(|f| {
-        check_interrupt(f);
+    let is_root = with_current(|f| {
+        if take_interrupt(f) || !alive() {
+            return None;
+        }
         f.waiting_on.set(what);
         f.state.set(State::Parked);
-        f.is_root()
+        Some(f.is_root())
     });
+    let Some(is_root) = is_root else {
+        return WakeReason::Interrupted;
+    };
     leave(is_root, None);
-    fiber::with_current(|f| {
+    with_current(|f| {
         f.gen.set(f.gen.get().wrapping_add(1));
         f.waiting_on.set("");
-        check_interrupt(f);
-        f.wake_reason.get()
+        match f.wake_reason.get() {
+            WakeReason::Interrupted if take_interrupt(f) => WakeReason::Interrupted,
+            WakeReason::Interrupted => WakeReason::TimedOut,
+            reason => reason,
+        }
     })
+}
+
+/// Consumes the current fiber's pending interrupt: unwinds with it, or — if the fiber is
+/// already unwinding — returns true (the caller's blocking call returns early instead).
+#[inline]
+pub(crate) fn take_interrupt(f: &Fiber) -> bool {
+    match f.interrupt.get() {
+        None => false,
+        Some(why) => deliver(f, why),
+    }
+}
+
+#[cold]
+fn deliver(f: &Fiber, why: Interrupt) -> bool {
+    f.interrupt.set(None);
+    if unwind::is_unwinding(f) {
+        log::debug!(
+            "grove: {} is already unwinding; {why:?} ends its blocking call instead",
+            f.label()
+        );
+        return true;
+    }
+    unwind::unwind_for(f, why)
+}
+
+/// Unwinds the current fiber with its pending interrupt, if any and if it is not unwinding
+/// already (see [`take_interrupt`]).
+#[inline]
+pub(crate) fn check_interrupt() {
+    with_current(|f| {
+        take_interrupt(f);
+    });
 }
 
 /// Gives up the CPU: the root runs the trampoline (starting with `first`, if any), a task
@@ -367,11 +527,12 @@ pub(crate) fn park(what: &'static str) -> WakeReason {
 ///
 /// # Panics
 /// In the root, with the "would block forever" report if nothing can ever make it runnable.
-#[inline]
+#[inline(always)]
+#[track_caller]
 fn leave(is_root: bool, first: Option<Rc<Fiber>>) {
     if is_root {
         if let Err(msg) = with(|hub| hub.run(first)) {
-            fiber::with_current(|f| {
+            with_current(|f| {
                 f.state.set(State::Running);
                 f.gen.set(f.gen.get().wrapping_add(1));
             });
@@ -385,38 +546,52 @@ fn leave(is_root: bool, first: Option<Rc<Fiber>>) {
     }
 }
 
-/// Unwinds the current fiber if an interrupt is pending for it.
-#[inline]
-pub(crate) fn check_interrupt(fiber: &Fiber) {
-    if let Some(why) = fiber.interrupt.get() {
-        fiber.interrupt.set(None);
-        crate::task::unwind_for(why);
-    }
-}
-
 /// Lets every other ready fiber run once, then continues (gevent's `sleep(0)`).
 pub(crate) fn yield_now() {
     generator::assert_not_inside("yield");
-    let me = fiber::current_rc();
+    let me = current();
     let is_root = me.is_root();
     with(|hub| hub.schedule(me));
     leave(is_root, None);
-    fiber::with_current(check_interrupt);
+    check_interrupt();
+}
+
+/// Whether the current code may switch fibers now (not inside a generator body, and the
+/// thread's hub is not being torn down).
+pub(crate) fn can_switch() -> bool {
+    !generator::is_inside() && alive()
 }
 
 /// Transfers control to `target` (greenlet switch) and returns when something switches back
-/// to the current fiber. The caller has already checked that `target` may be switched to.
+/// to the current fiber or an interrupt resumes it. The caller has already checked that
+/// `target` may be switched to; it delivers interrupts itself.
 ///
 /// # Panics
 /// With the "would block forever" report if the root waits for a switch nothing can make.
-#[inline]
+#[inline(always)]
+#[track_caller]
 pub(crate) fn switch_to(target: Rc<Fiber>) {
     generator::assert_not_inside("switch greenlets");
-    let is_root = fiber::with_current(|f| {
+    let is_root = with_current(|f| {
         f.state.set(State::Suspended);
         f.is_root()
     });
     leave(is_root, Some(target));
+}
+
+/// Waits, suspended like a greenlet in a switch, until something switches to the current fiber
+/// (or an interrupt resumes it). The caller delivers interrupts itself.
+///
+/// # Panics
+/// With the "would block forever" report if the root waits for a switch nothing can make.
+#[track_caller]
+pub(crate) fn wait_for_switch() {
+    generator::assert_not_inside("switch greenlets");
+    let is_root = with_current(|f| {
+        f.state.set(State::Suspended);
+        f.is_root()
+    });
+    leave(is_root, None);
 }
 
 /// Adds a timer to this thread's hub.
@@ -427,17 +602,6 @@ pub(crate) fn add_timer(at: Instant, action: Action) -> TimerKey {
 /// Cancels a timer of this thread's hub (no-op if it fired).
 pub(crate) fn cancel_timer(key: TimerKey) {
     let _ = HUB.try_with(|hub| hub.timers.borrow_mut().cancel(key));
-}
-
-/// The current fiber.
-#[inline]
-pub(crate) fn current() -> Rc<Fiber> {
-    fiber::current_rc()
-}
-
-/// The root fiber of this thread.
-pub(crate) fn root() -> Rc<Fiber> {
-    with(Hub::root_fiber)
 }
 
 /// The error a blocking I/O call returns when a kill or timeout reached its fiber while that

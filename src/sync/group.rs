@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::rc::Rc;
 
-use crate::coro::fiber::{Fiber, Interrupt};
-use crate::hub::{self, wait::WaitQueue};
+use crate::hub::{control::TaskRef, wait::WaitQueue};
 use crate::JoinHandle;
 
 /// Tracks the tasks spawned through it, so they can be joined or killed as one
@@ -38,12 +37,8 @@ struct Inner {
 }
 
 /// One task of the group, as the group sees it.
-#[derive(Default)]
 struct Member {
-    /// Set once the task runs.
-    fiber: RefCell<Option<Rc<Fiber>>>,
-    /// `kill` reached it before it started: it unwinds as soon as it runs.
-    killed: Cell<bool>,
+    task: TaskRef,
 }
 
 /// Removes a member from its group when its task ends (returns, panics, or is killed — even
@@ -82,28 +77,28 @@ impl Group {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        let member = Rc::new(Member::default());
         let id = self.inner.next_id.get();
         self.inner.next_id.set(id + 1);
-        self.inner.members.borrow_mut().insert(id, member.clone());
         let leave = Leave {
             group: self.inner.clone(),
             id,
         };
-        crate::spawn(move || {
+        let handle = crate::spawn(move || {
             let _leave = leave;
-            if member.killed.get() {
-                crate::task::unwind_for(Interrupt::Kill);
-            }
-            *member.fiber.borrow_mut() = Some(hub::current());
             f()
-        })
+        });
+        let member = Rc::new(Member {
+            task: handle.task().clone(),
+        });
+        self.inner.members.borrow_mut().insert(id, member);
+        handle
     }
 
     /// Waits until every task of the group has finished (tasks spawned meanwhile included).
     ///
     /// # Panics
     /// With "would block forever" if main waits and a member can never finish.
+    #[track_caller]
     pub fn join(&self) {
         while !self.is_empty() {
             self.inner.empty.wait("Group::join", None);
@@ -113,19 +108,18 @@ impl Group {
     /// Kills every task of the group and waits until all are gone. Each unwinds from its park
     /// point (its `Drop`s run); one that has not started never runs its body. Called from a
     /// task of the group, it kills the others and returns.
+    #[track_caller]
     pub fn kill(&self) {
         let members: Vec<Rc<Member>> = self.inner.members.borrow().values().cloned().collect();
-        let me = hub::current();
+        let me = TaskRef::current();
         let mut inside = 0;
         for m in members {
-            let fiber = m.fiber.borrow().clone();
-            match fiber {
-                Some(f) if Rc::ptr_eq(&f, &me) => inside = 1,
-                Some(f) => hub::with(|h| h.interrupt(&f, Interrupt::Kill)),
-                None => m.killed.set(true),
+            if m.task.ptr_eq(&me) {
+                inside = 1;
+            } else {
+                m.task.kill();
             }
         }
-        drop(me);
         while self.len() > inside {
             self.inner.empty.wait("Group::kill", None);
         }

@@ -3,10 +3,9 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 
-use crate::coro::fiber::{Fiber, State};
-use crate::hub;
+use crate::hub::control::{TaskRef, WeakTask};
 
 /// One value per task (gevent's `local`): each task (and main) sees its own, made by `init` on
 /// first use.
@@ -34,7 +33,7 @@ pub struct Local<T> {
 }
 
 struct Slot<T> {
-    owner: Weak<Fiber>,
+    owner: WeakTask,
     value: Rc<RefCell<T>>,
 }
 
@@ -52,18 +51,18 @@ impl<T: 'static> Local<T> {
 impl<T> Local<T> {
     /// The current task's value cell, made on first use.
     fn slot(&self) -> Rc<RefCell<T>> {
-        let me = hub::current();
-        let found = self.values.borrow().get(&me.id).map(|s| s.value.clone());
+        let me = TaskRef::current();
+        let found = self.values.borrow().get(&me.id()).map(|s| s.value.clone());
         if let Some(v) = found {
             return v;
         }
         self.sweep();
         let value = Rc::new(RefCell::new((self.init)()));
         let slot = Slot {
-            owner: Rc::downgrade(&me),
+            owner: me.downgrade(),
             value: value.clone(),
         };
-        self.values.borrow_mut().insert(me.id, slot);
+        self.values.borrow_mut().insert(me.id(), slot);
         value
     }
 
@@ -77,7 +76,7 @@ impl<T> Local<T> {
             let mut values = self.values.borrow_mut();
             let ids: Vec<u64> = values
                 .iter()
-                .filter(|(_, s)| !is_alive(&s.owner))
+                .filter(|(_, s)| !s.owner.is_alive())
                 .map(|(id, _)| *id)
                 .collect();
             ids.iter().filter_map(|id| values.remove(id)).collect()
@@ -142,12 +141,6 @@ impl<T> Local<T> {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
-
-fn is_alive(owner: &Weak<Fiber>) -> bool {
-    owner
-        .upgrade()
-        .is_some_and(|f| f.state.get() != State::Dead)
 }
 
 impl<T> fmt::Debug for Local<T> {

@@ -17,7 +17,7 @@ use crate::{JoinError, JoinHandle};
 /// let squares = pool.map(|x: u64| x * x, 1..=5);
 /// assert_eq!(squares, [1, 4, 9, 16, 25]);
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Pool {
     group: Group,
     slots: Semaphore,
