@@ -16,6 +16,7 @@ use crate::coro::fiber::{Body, Fiber, Kind, Next, State, WakeReason};
 use crate::coro::stack::default_stack_size;
 use crate::coro::unwind::{payload_str, payload_text, KillSignal};
 use crate::hub::control::{Killed, TaskRef};
+use crate::hub::wait::WaitQueue;
 use crate::hub::{self, timers::Action, Waker};
 
 /// Why [`JoinHandle::join`] did not produce the task's value.
@@ -84,8 +85,10 @@ impl std::error::Error for JoinError {}
 /// The result slot shared by a task and its handle.
 struct Shared<T> {
     result: RefCell<Option<Result<T, JoinError>>>,
-    /// Who waits in `join` or `kill`.
+    /// The first who waits in `join` or `kill` (the common case, without allocating).
     waiter: Cell<Option<Waker>>,
+    /// Anyone else waiting at the same time (several tasks killing the same task).
+    others: WaitQueue,
     /// The handle was dropped: nobody will look at the result.
     detached: Cell<bool>,
 }
@@ -99,6 +102,7 @@ impl<T> Shared<T> {
         if let Some(w) = self.waiter.take() {
             w.wake(WakeReason::Notified);
         }
+        self.others.notify_all();
     }
 }
 
@@ -193,8 +197,15 @@ impl<T> JoinHandle<T> {
             panic!("grove: {} tried to join itself", self.task.label());
         }
         while !self.is_finished() {
-            self.shared.waiter.set(Some(hub::current_waker()));
-            hub::park(what);
+            let slot = self.shared.waiter.take();
+            if slot.as_ref().is_some_and(|w| !w.is_for_current()) {
+                // Someone else waits in the slot: queue up behind it.
+                self.shared.waiter.set(slot);
+                self.shared.others.wait(what, None);
+            } else {
+                self.shared.waiter.set(Some(hub::current_waker()));
+                hub::park(what);
+            }
         }
     }
 }
@@ -300,6 +311,7 @@ impl Builder {
         let shared = Rc::new(Shared {
             result: RefCell::new(None),
             waiter: Cell::new(None),
+            others: WaitQueue::new(),
             detached: Cell::new(false),
         });
         let size = self.stack_size.unwrap_or_else(default_stack_size);

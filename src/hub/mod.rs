@@ -252,30 +252,22 @@ impl Hub {
     /// the timeout then finds its fiber already woken (and leaves it pending, see
     /// [`Hub::interrupt`]).
     fn poll(&self) -> bool {
-        let idle = self.run_queue.borrow().is_empty();
-        if !idle {
-            if self.reactor.has_waiters() {
-                self.reactor.poll(Some(0));
+        let timeout = if !self.run_queue.borrow().is_empty() {
+            Some(0)
+        } else {
+            let deadline = self.timers.borrow().next_deadline();
+            match deadline {
+                Some(d) => Some(timers::timeout_ms(Instant::now(), d)),
+                None if self.reactor.can_wake() => None,
+                None => return false,
             }
-            if !self.timers.borrow().is_empty() {
-                self.fire_timers(Instant::now());
-            }
-            return true;
+        };
+        if timeout != Some(0) || self.reactor.has_waiters() {
+            self.reactor.poll(timeout);
         }
         if !self.timers.borrow().is_empty() {
             self.fire_timers(Instant::now());
-            if !self.run_queue.borrow().is_empty() {
-                return true;
-            }
         }
-        let deadline = self.timers.borrow().next_deadline();
-        let timeout = match deadline {
-            Some(d) => Some(timers::timeout_ms(Instant::now(), d)),
-            None if self.reactor.can_wake() => None,
-            None => return false,
-        };
-        self.reactor.poll(timeout);
-        self.fire_timers(Instant::now());
         true
     }
 
@@ -407,6 +399,11 @@ impl Waker {
     /// The fiber this waker wakes.
     pub(crate) fn fiber(&self) -> &Fiber {
         &self.fiber
+    }
+
+    /// Whether this waker is for the fiber running now.
+    pub(crate) fn is_for_current(&self) -> bool {
+        fiber::is_current(&self.fiber)
     }
 
     /// Wakes the fiber if it is still parked in the park this waker was made for.
