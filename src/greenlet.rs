@@ -238,9 +238,9 @@ impl<T: 'static> Greenlet<T> {
         check_switchable(g);
         g.interrupt.set(Some(Interrupt::Exit));
         hub::switch_to(g.clone());
-        let (panic, _value) = hub::with_current(|me| {
-            me.inbox_full.set(false);
-            (me.inbox_panic.take(), me.inbox.take())
+        let panic = hub::with_current(|me| {
+            me.clear_inbox();
+            me.inbox_panic.take()
         });
         match panic {
             Some(p) if !p.is::<GreenletExit>() => resume_unwind(p),
@@ -409,37 +409,16 @@ fn finish_target(me: &Rc<Fiber>) -> Option<Rc<Fiber>> {
     None
 }
 
-/// Moves `value` into `target`'s inbox (reusing the slot if it holds the same type).
+/// Moves `value` into `target`'s inbox: from now on the target owns it.
 #[inline(always)]
 fn put_value<T: 'static>(target: &Fiber, value: T) {
-    target.inbox_full.set(true);
-    let mut inbox = target.inbox.borrow_mut();
-    if let Some(slot) = inbox.as_mut().and_then(|b| b.downcast_mut::<Option<T>>()) {
-        *slot = Some(value);
-        return;
-    }
-    *inbox = Some(Box::new(Some(value)));
+    target.put_value(value);
 }
 
-/// Takes the current fiber's inbox value if it holds one of type `T`; `Err(true)` if it holds
-/// one of another type, `Err(false)` if it is empty.
+/// Takes the current fiber's inbox value (see [`Fiber::take_value`]).
 #[inline(always)]
 fn take_value<T: 'static>() -> Result<T, bool> {
-    hub::with_current(|me| {
-        if !me.inbox_full.get() {
-            return Err(false);
-        }
-        let v = me
-            .inbox
-            .borrow_mut()
-            .as_mut()
-            .and_then(|b| b.downcast_mut::<Option<T>>())
-            .and_then(Option::take);
-        if v.is_some() {
-            me.inbox_full.set(false);
-        }
-        v.ok_or(true)
-    })
+    hub::with_current(Fiber::take_value::<T>)
 }
 
 /// Takes what the last switch into the current fiber sent.

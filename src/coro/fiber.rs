@@ -14,7 +14,7 @@
 //!
 //! A fiber never calls the hub: the hub hands it what it needs.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -118,9 +118,14 @@ pub(crate) struct Fiber {
     pub(crate) wake_reason: Cell<WakeReason>,
     /// A value switched to this fiber and not yet received (greenlets): the target owns it.
     /// Holds an `Option<T>` that is reused while the value type stays the same.
-    pub(crate) inbox: RefCell<Option<Box<dyn Any>>>,
+    ///
+    /// # Invariant
+    /// When `inbox_type` is `Some(id)`, `inbox` holds a box whose contents are of the type
+    /// `id` identifies.
+    inbox: RefCell<Option<Box<dyn Any>>>,
+    inbox_type: Cell<Option<TypeId>>,
     /// Whether `inbox` holds a value now.
-    pub(crate) inbox_full: Cell<bool>,
+    inbox_full: Cell<bool>,
     /// A finished child's panic (or `GreenletExit`) for this fiber's pending switch.
     pub(crate) inbox_panic: Cell<Option<Box<dyn Any + Send>>>,
     pub(crate) kind: Kind,
@@ -176,6 +181,7 @@ impl Fiber {
             state: Cell::new(State::Fresh),
             wake_reason: Cell::new(WakeReason::Notified),
             inbox: RefCell::new(None),
+            inbox_type: Cell::new(None),
             inbox_full: Cell::new(false),
             inbox_panic: Cell::new(None),
             kind,
@@ -247,6 +253,54 @@ impl Fiber {
         if sp != 0 {
             prefetch_range(sp.saturating_sub(64), PREFETCH_STACK_BYTES);
         }
+    }
+
+    /// Moves `value` into this fiber's inbox, reusing the slot while the type stays the same
+    /// (no allocation per switch). A value still there is dropped.
+    #[inline(always)]
+    pub(crate) fn put_value<T: 'static>(&self, value: T) {
+        self.inbox_full.set(true);
+        let mut inbox = self.inbox.borrow_mut();
+        if self.inbox_type.get() == Some(TypeId::of::<Option<T>>()) {
+            if let Some(b) = inbox.as_mut() {
+                let p = &mut **b as *mut dyn Any as *mut Option<T>;
+                // SAFETY: by the field's invariant the box holds an `Option<T>` (its type id was
+                // just compared), and the `RefCell` borrow makes this the only access.
+                unsafe { *p = Some(value) };
+                return;
+            }
+        }
+        *inbox = Some(Box::new(Some(value)));
+        self.inbox_type.set(Some(TypeId::of::<Option<T>>()));
+    }
+
+    /// Takes the inbox value if it holds one of type `T`; `Err(true)` if it holds one of another
+    /// type, `Err(false)` if it is empty.
+    #[inline(always)]
+    pub(crate) fn take_value<T: 'static>(&self) -> Result<T, bool> {
+        if !self.inbox_full.get() {
+            return Err(false);
+        }
+        if self.inbox_type.get() != Some(TypeId::of::<Option<T>>()) {
+            return Err(true);
+        }
+        let mut inbox = self.inbox.borrow_mut();
+        let Some(b) = inbox.as_mut() else {
+            return Err(false);
+        };
+        let p = &mut **b as *mut dyn Any as *mut Option<T>;
+        // SAFETY: as in `put_value`: the recorded type id matches and the borrow is exclusive.
+        let v = unsafe { (*p).take() };
+        self.inbox_full.set(false);
+        v.ok_or(false)
+    }
+
+    /// Drops whatever value the inbox holds.
+    pub(crate) fn clear_inbox(&self) {
+        self.inbox_full.set(false);
+        self.inbox_type.set(None);
+        let old = self.inbox.borrow_mut().take();
+        drop(old);
     }
 
     /// Whether corosensei's forced unwind (hub teardown) is running through this fiber: an
@@ -473,6 +527,21 @@ pub(crate) fn try_with_current<R>(f: impl FnOnce(&Fiber) -> R) -> Option<R> {
     // SAFETY: by CUR's invariant a non-null pointer refers to a live fiber for as long as it is
     // stored, and it stays stored while `f` runs (a switch away and back restores it).
     Some(f(unsafe { &*p }))
+}
+
+/// Runs `f` with the fiber on the CPU; if this thread has none yet, `install` makes one first
+/// (the hub installs the root).
+#[inline(always)]
+pub(crate) fn with_current_or<R>(install: impl FnOnce(), f: impl FnOnce(&Fiber) -> R) -> R {
+    let mut p = CUR.get();
+    if p.is_null() {
+        install();
+        p = CUR.get();
+        assert!(!p.is_null(), "grove: no current fiber after installing the root");
+    }
+    // SAFETY: by CUR's invariant a non-null pointer refers to a live fiber for as long as it is
+    // stored, and it stays stored while `f` runs (a switch away and back restores it).
+    f(unsafe { &*p })
 }
 
 /// Runs `f` with the fiber on the CPU, which must exist (inside a fiber body it always does).

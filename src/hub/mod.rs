@@ -421,12 +421,13 @@ impl Waker {
 /// Runs `f` with the fiber on the CPU (the root, made on first use, outside any task).
 #[inline(always)]
 pub(crate) fn with_current<R>(f: impl FnOnce(&Fiber) -> R) -> R {
-    let mut f = Some(f);
-    if let Some(r) = fiber::try_with_current(|cur| (f.take().expect("called once"))(cur)) {
-        return r;
-    }
-    let root = root();
-    (f.take().expect("called once"))(&root)
+    fiber::with_current_or(install_root, f)
+}
+
+#[cold]
+#[inline(never)]
+fn install_root() {
+    drop(root());
 }
 
 /// The current fiber.
