@@ -334,6 +334,12 @@ impl Builder {
     }
 }
 
+/// Marks a payload a task entry caught as handled (it is reported through the `JoinError`).
+fn outcome_claimed(p: Box<dyn Any + Send>) -> Box<dyn Any + Send> {
+    crate::coro::unwind::claim(p.as_ref());
+    p
+}
+
 /// A task's code and result slot, until it runs.
 struct TaskBody<F, T> {
     /// `None` once the task ran.
@@ -360,8 +366,11 @@ impl<F: FnOnce() -> T + 'static, T: 'static> Body for TaskBody<F, T> {
         let result = match outcome {
             Ok(v) => Ok(v),
             Err(p) if hub::with_current(Fiber::is_force_unwinding) => resume_unwind(p),
-            Err(p) if p.is::<KillSignal>() => Err(JoinError::Killed),
-            Err(p) => Err(JoinError::Panicked(p)),
+            Err(p) if p.is::<KillSignal>() => {
+                drop(outcome_claimed(p));
+                Err(JoinError::Killed)
+            }
+            Err(p) => Err(JoinError::Panicked(outcome_claimed(p))),
         };
         self.shared.complete(result, || self.label());
         Next::Park

@@ -16,7 +16,8 @@ use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-use crate::coro::fiber::Interrupt;
+use crate::coro::fiber::{Interrupt, TimeoutOrigin};
+use crate::coro::unwind::claim_timeout;
 use crate::hub::{self, timers::Action, timers::TimerKey};
 
 pub use crate::coro::unwind::Elapsed;
@@ -28,8 +29,10 @@ thread_local! {
 /// A pending deadline for the current task (or main). Dropping it cancels it.
 ///
 /// If the deadline passes while the task is blocked (or the next time it blocks), that
-/// operation unwinds with this timeout's [`Elapsed`] payload; [`Timeout::catch`] (or
-/// [`with_timeout`]) turns it back into a value. Uncaught, it ends the task like a panic.
+/// operation unwinds; [`Timeout::catch`] (or [`with_timeout`]) turns that back into
+/// `Err(`[`Elapsed`]`)`. Uncaught, it ends the task like a panic ([`crate::JoinError`] says
+/// which timeout); uncaught in `main`, it ends the program with a message on stderr naming
+/// where the timeout was armed, as gevent prints an uncaught `Timeout`.
 ///
 /// A `Timeout` belongs to the task that armed it, so it cannot be sent to another thread:
 ///
@@ -49,20 +52,28 @@ pub struct Timeout {
 impl Timeout {
     /// Arms a timeout that fires `d` from now in the current task. A duration too large to
     /// represent as an instant (`Duration::MAX`) never fires.
+    #[track_caller]
     pub fn start(d: Duration) -> Timeout {
-        Timeout::arm(hub::timers::deadline_after(d))
+        Timeout::arm(hub::timers::deadline_after(d), Some(d))
     }
 
     /// Arms a timeout that fires at `deadline` in the current task.
+    #[track_caller]
     pub fn at(deadline: Instant) -> Timeout {
-        Timeout::arm(Some(deadline))
+        Timeout::arm(Some(deadline), None)
     }
 
-    fn arm(deadline: Option<Instant>) -> Timeout {
+    #[track_caller]
+    fn arm(deadline: Option<Instant>, after: Option<Duration>) -> Timeout {
         let id = NEXT_ID.with(|n| n.replace(n.get() + 1));
+        let origin = TimeoutOrigin {
+            id,
+            armed_at: std::panic::Location::caller(),
+            after,
+        };
         let key = deadline.map(|at| {
             let fiber = hub::current();
-            hub::add_timer(at, Action::Interrupt(fiber, Interrupt::Timeout(id)))
+            hub::add_timer(at, Action::Interrupt(fiber, Interrupt::Timeout(origin)))
         });
         Timeout {
             id,
@@ -71,9 +82,13 @@ impl Timeout {
         }
     }
 
-    /// Whether `payload` (from `catch_unwind`) is this timeout firing.
+    /// Whether `payload` (from `catch_unwind`) is this timeout firing. If it is, it counts as
+    /// handled (it will not be reported as escaping `main`).
     pub fn is_mine(&self, payload: &(dyn std::any::Any + Send)) -> bool {
-        payload.downcast_ref::<Elapsed>() == Some(&Elapsed::new(self.id))
+        match payload.downcast_ref::<crate::coro::unwind::TimeoutFired>() {
+            Some(t) if t.origin.id == self.id => claim_timeout(payload).is_some(),
+            _ => false,
+        }
     }
 
     /// Runs `f` under this timeout: `Err(Elapsed)` if it fired, otherwise `f`'s value.
@@ -96,7 +111,7 @@ impl Drop for Timeout {
         // nobody will consume now: withdraw it.
         if hub::alive() {
             hub::with_current(|f| {
-                if f.interrupt.get() == Some(Interrupt::Timeout(self.id)) {
+                if matches!(f.interrupt.get(), Some(Interrupt::Timeout(o)) if o.id == self.id) {
                     f.interrupt.set(None);
                 }
             });
@@ -113,6 +128,7 @@ impl Drop for Timeout {
 /// let r = grove::with_timeout(Duration::from_millis(10), || grove::sleep(Duration::from_secs(5)));
 /// assert!(r.is_err());
 /// ```
+#[track_caller]
 pub fn with_timeout<T>(d: Duration, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
     Timeout::start(d).catch(f)
 }

@@ -117,3 +117,31 @@ fn a_greenlet_overflow_is_reported_as_a_greenlet() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_uncaught_timeout_escaping_main_says_which_and_where() {
+    if util::child_scenario().as_deref() == Some("uncaught-timeout") {
+        // Caught ones stay quiet.
+        let caught = grove::with_timeout(std::time::Duration::from_millis(1), || {
+            grove::sleep(std::time::Duration::from_secs(5))
+        });
+        assert!(caught.is_err());
+        let _t = grove::Timeout::start(std::time::Duration::from_millis(5));
+        grove::sleep(std::time::Duration::from_secs(5));
+        unreachable!("the timeout unwinds main");
+    }
+    let out = util::run_child(
+        "an_uncaught_timeout_escaping_main_says_which_and_where",
+        "uncaught-timeout",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(101), "{stderr}");
+    let line = line!() - 10;
+    assert!(
+        stderr.contains(&format!(
+            "grove: uncaught Timeout of 5ms (armed at tests/error_messages.rs:{line}:"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("uncaught Timeout").count(), 1, "{stderr}");
+}

@@ -78,10 +78,21 @@ pub(crate) enum WakeReason {
 pub(crate) enum Interrupt {
     /// `JoinHandle::kill`.
     Kill,
-    /// A `Timeout` with this id fired.
-    Timeout(u64),
+    /// A `Timeout` fired: its id, where it was armed, and after how long.
+    Timeout(TimeoutOrigin),
     /// `Greenlet::throw`, or the last handle of a suspended greenlet went away.
     Exit,
+}
+
+/// Which `Timeout` fired, for its unwind payload and the report if nothing catches it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TimeoutOrigin {
+    /// The timeout's id (unique per thread).
+    pub(crate) id: u64,
+    /// Where it was armed.
+    pub(crate) armed_at: &'static std::panic::Location<'static>,
+    /// The duration it was armed with, if it was given one.
+    pub(crate) after: Option<std::time::Duration>,
 }
 
 /// Which flavour of fiber this is.
@@ -537,7 +548,10 @@ pub(crate) fn with_current_or<R>(install: impl FnOnce(), f: impl FnOnce(&Fiber) 
     if p.is_null() {
         install();
         p = CUR.get();
-        assert!(!p.is_null(), "grove: no current fiber after installing the root");
+        assert!(
+            !p.is_null(),
+            "grove: no current fiber after installing the root"
+        );
     }
     // SAFETY: by CUR's invariant a non-null pointer refers to a live fiber for as long as it is
     // stored, and it stays stored while `f` runs (a switch away and back restores it).

@@ -13,15 +13,78 @@
 use std::any::Any;
 use std::fmt;
 use std::panic::resume_unwind;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Once;
 
-use super::fiber::{self, Fiber, Interrupt};
+use super::fiber::{self, Fiber, Interrupt, TimeoutOrigin};
 
-/// The payload a killed task unwinds with.
+/// The payload a killed fiber unwinds with.
 pub(crate) struct KillSignal;
 
-/// The error of [`with_timeout`](crate::with_timeout), and the unwind payload of a fired
-/// [`Timeout`](crate::Timeout).
+impl Drop for KillSignal {
+    fn drop(&mut self) {
+        // Task entries keep the payload out of sight (they report `JoinError::Killed`); one
+        // dropped on the root is a kill that unwound main itself.
+        if on_root() {
+            eprintln!("grove: main was killed (a kill aimed at the current task unwound it)");
+        }
+    }
+}
+
+/// The payload a fiber unwinds with when a `Timeout` fires in it. Whoever handles it (a
+/// `Timeout::catch`, `with_timeout`, `Timeout::is_mine`, a task entry) claims it; one dropped
+/// unclaimed on the root fiber escaped `main`, and says so on stderr, as gevent prints an
+/// uncaught `Timeout`.
+pub(crate) struct TimeoutFired {
+    pub(crate) origin: TimeoutOrigin,
+    claimed: AtomicBool,
+}
+
+impl TimeoutFired {
+    /// Marks the payload as handled.
+    pub(crate) fn claim(&self) {
+        self.claimed.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Drop for TimeoutFired {
+    fn drop(&mut self) {
+        if self.claimed.load(Ordering::Relaxed) || !on_root() {
+            return;
+        }
+        let o = &self.origin;
+        let after = match o.after {
+            Some(d) => format!(" of {d:?}"),
+            None => String::new(),
+        };
+        eprintln!(
+            "grove: uncaught Timeout{after} (armed at {}) unwound main",
+            o.armed_at
+        );
+    }
+}
+
+/// Claims a payload that is a fired timeout (see [`TimeoutFired`]); returns its origin.
+pub(crate) fn claim_timeout(p: &(dyn Any + Send)) -> Option<TimeoutOrigin> {
+    let t = p.downcast_ref::<TimeoutFired>()?;
+    t.claim();
+    Some(t.origin)
+}
+
+/// Claims any grove payload a task entry turns into a `JoinError`.
+pub(crate) fn claim(p: &(dyn Any + Send)) {
+    claim_timeout(p);
+}
+
+fn on_root() -> bool {
+    fiber::try_with_current(Fiber::is_root).unwrap_or(true)
+}
+
+/// The error of [`with_timeout`](crate::with_timeout) and [`Timeout::catch`](crate::Timeout::catch).
+///
+/// When a [`Timeout`](crate::Timeout) fires, its task unwinds with a payload private to grove;
+/// [`Elapsed::from_payload`] (or [`Timeout::is_mine`](crate::Timeout::is_mine)) recognises it
+/// in a `catch_unwind` result.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Elapsed {
     id: u64,
@@ -30,6 +93,12 @@ pub struct Elapsed {
 impl Elapsed {
     pub(crate) fn new(id: u64) -> Elapsed {
         Elapsed { id }
+    }
+
+    /// The timeout that `payload` (from `catch_unwind`) is, if it is a fired grove `Timeout`.
+    /// Recognising it marks it handled: it is not reported as having escaped `main`.
+    pub fn from_payload(payload: &(dyn Any + Send)) -> Option<Elapsed> {
+        claim_timeout(payload).map(|o| Elapsed::new(o.id))
     }
 }
 
@@ -66,7 +135,10 @@ pub(crate) fn unwind_for(fiber: &Fiber, why: Interrupt) -> ! {
     fiber.unwinding.set(true);
     match why {
         Interrupt::Kill => resume_unwind(Box::new(KillSignal)),
-        Interrupt::Timeout(id) => resume_unwind(Box::new(Elapsed::new(id))),
+        Interrupt::Timeout(origin) => resume_unwind(Box::new(TimeoutFired {
+            origin,
+            claimed: AtomicBool::new(false),
+        })),
         Interrupt::Exit => resume_unwind(Box::new(GreenletExit)),
     }
 }
@@ -107,8 +179,8 @@ pub(crate) fn payload_text(p: &(dyn Any + Send)) -> String {
     }
     if p.is::<KillSignal>() {
         "killed".into()
-    } else if p.is::<Elapsed>() {
-        "a grove Timeout fired (Elapsed)".into()
+    } else if let Some(t) = p.downcast_ref::<TimeoutFired>() {
+        format!("a grove Timeout fired (armed at {})", t.origin.armed_at)
     } else if p.is::<GreenletExit>() {
         "GreenletExit".into()
     } else {
