@@ -44,6 +44,7 @@
 //! | `LoopExit: This operation would block forever` | a panic with the same message |
 //! | `greenlet(f)`, `g.switch(v)` | [`greenlet::Greenlet::new`]`(f)`, [`greenlet::Greenlet::switch`] |
 //! | `greenlet.getcurrent()`, `g.parent`, `g.throw()` | [`greenlet::getcurrent`], [`greenlet::Greenlet::parent`], [`greenlet::Greenlet::throw`] |
+//! | `getcurrent().parent.switch(v)` | [`greenlet::switch_to_parent`]`(v)` |
 //! | `gevent.event.Event`, `AsyncResult` | [`sync::Event`], [`sync::AsyncResult`] |
 //! | `gevent.queue.Queue`, `Channel`; `gevent.lock.Semaphore` | [`sync::Queue`], [`sync::Channel`]; [`sync::Semaphore`], [`sync::Mutex`] |
 //! | `gevent.pool.Pool`, `Group`; `gevent.local.local` | [`sync::Pool`], [`sync::Group`]; [`sync::Local`] |
@@ -67,7 +68,20 @@
 //!   stack size — never silent corruption.
 //! - **Blocking inside a generator body panics**: generators run on their resumer's stack and
 //!   cannot park; greenlets and tasks can.
-//! - Tasks still parked when their thread exits are neither run nor unwound.
+//! - **When a thread exits** (or `main` returns), tasks that never started are dropped unrun
+//!   (their `JoinHandle`s see [`JoinError::Killed`]) and tasks still parked are unwound, so their
+//!   `Drop`s run; a blocking call made by such a `Drop` returns at once.
+//! - **Kills and timeouts never start a second unwind.** If a task is already unwinding (it
+//!   panicked, or a kill is on its way up) and a `Drop` blocks, a further kill or timeout makes
+//!   that blocking call return early — `sleep` returns, I/O fails with `TimedOut`, a wait with a
+//!   deadline gives up — instead of aborting the process. And a result that arrived first always
+//!   wins: a timeout whose deadline passed after the task was woken by its data waits for the
+//!   next blocking call. grove installs a panic hook (chained in front of yours) to know which
+//!   task is unwinding; if you replace the hook later, wrap the one you take.
+//! - **Greenlets live while they have handles**: dropping the last handle of a suspended
+//!   greenlet unwinds it as itself. Write Python's `getcurrent().parent.switch(v)` as
+//!   [`greenlet::switch_to_parent`]`(v)`: the temporary `getcurrent()` handle would keep the
+//!   current greenlet alive across the switch.
 //!
 //! [corosensei]: https://docs.rs/corosensei
 
