@@ -123,3 +123,42 @@ fn lock_timeout_and_try_lock() {
     drop(g);
     assert_eq!(*m.try_lock().unwrap(), 1);
 }
+
+#[test]
+fn a_waiter_whose_timeout_fires_after_it_was_woken_passes_the_permit_on() {
+    let sem = Semaphore::new(0);
+    let a = {
+        let sem = sem.clone();
+        grove::spawn(move || grove::with_timeout(Duration::from_millis(5), || sem.acquire()))
+    };
+    let b = {
+        let sem = sem.clone();
+        grove::spawn(move || sem.acquire_timeout(Duration::from_secs(2)))
+    };
+    grove::yield_now();
+    std::thread::sleep(Duration::from_millis(10)); // a's timeout is now due
+    sem.release(); // wakes `a`, whose timeout fires before it runs: the wake-up wins
+    let (a, b) = (a.join().unwrap().is_ok(), b.join().unwrap());
+    assert!(a && !b, "`a` took the permit, `b` timed out (a: {a}, b: {b})");
+    assert_eq!(sem.available_permits(), 0);
+}
+
+#[test]
+fn a_mutex_waiter_whose_timeout_fires_after_it_was_woken_still_gets_the_lock() {
+    let m = Rc::new(Mutex::new(0));
+    let g = m.lock();
+    let a = {
+        let m = m.clone();
+        grove::spawn(move || grove::with_timeout(Duration::from_millis(5), || *m.lock() += 1))
+    };
+    let b = {
+        let m = m.clone();
+        grove::spawn(move || m.lock_timeout(Duration::from_secs(2)).map(|mut v| *v += 1))
+    };
+    grove::yield_now();
+    std::thread::sleep(Duration::from_millis(10)); // a's timeout is now due
+    drop(g); // wakes `a`, whose timeout fires before it runs: the wake-up wins
+    let (a, b) = (a.join().unwrap().is_ok(), b.join().unwrap().is_some());
+    assert!(a && b, "both waiters got the lock in turn (a: {a}, b: {b})");
+    assert_eq!(*m.lock(), 2);
+}

@@ -1,31 +1,74 @@
-//! The one wait-queue every blocking primitive parks on.
+//! The one wait queue every blocking primitive parks on, and the one "try, wait, retry until the
+//! deadline" loop they all use.
 //!
-//! A waiter pushes a [`Waker`] for the current fiber, optionally arms a deadline timer, and
-//! parks. `notify_one` pops waiters in FIFO order until one whose fiber is still parked for that
-//! wait accepts the wake-up. A waiter that leaves without being notified (timeout, kill) removes
-//! its entry; a waiter that *was* notified but unwinds before it could act (killed or timed out
-//! while already in the run queue) hands the notification on to the next waiter, so no wake-up is
-//! lost.
+//! # Shape
+//! A queue is a slab of *slots* (a `Vec`, reused through a free list) threaded into a FIFO by a
+//! doubly linked list of slot indices. A blocking call that has to wait takes one slot — its
+//! [`Place`] — and keeps it until it returns: every operation on it is O(1) (join at the back,
+//! leave from anywhere, be popped from the front), so draining n waiters costs O(n) whatever
+//! order they leave in. A slot is freed only by its `Place`, so an index never points at
+//! someone else's wait; when the last slot is freed the slab starts over (and gives its memory
+//! back if it grew large).
+//!
+//! A slot is `Queued` while it is in the list. Leaving the list marks it with who took it out:
+//! - `Notified` — [`WaitQueue::notify_one`] picked it and its fiber accepted the wake-up;
+//! - `Broadcast` — [`WaitQueue::notify_all`] woke it (nobody else was owed that wake-up);
+//! - `Taken` — [`WaitQueue::take`] moved its payload out (a channel's offer was taken);
+//! - `Skipped` — a notify popped it, but its fiber had already been woken by something else
+//!   (its deadline, a kill), so the notify went on to the next slot instead.
+//!
+//! A notify never searches: it pops from the front and skips `Skipped` waiters lazily, in O(1)
+//! each, and a waiter that times out or is killed unlinks itself in O(1).
+//!
+//! # Payloads
+//! A slot can carry a payload `P` (a channel's putters queue carries their items): `take` pops
+//! the oldest one and wakes its owner, so exactly the putter whose item was taken wakes up. A
+//! payload can also be queued without a waiting fiber ([`WaitQueue::push_detached`], a channel's
+//! `try_put`); `notify_one` and `notify_all` leave those in place for `take`.
+//!
+//! # The loop, and the rules it keeps
+//! [`WaitQueue::wait_until`] (and [`Place::wait_until`]) is the only "try, wait, retry until the
+//! deadline" loop in grove's primitives:
+//! - It tries first and parks only if the try fails; after every wake-up it tries again.
+//! - **Deadlines.** `None` waits forever; a deadline that passed gives up after one last try.
+//!   Callers turn a user `Duration` into a deadline with
+//!   [`deadline_after`](super::timers::deadline_after), so `Duration::MAX` means forever.
+//! - **Interrupted waits.** When a kill or timeout lands on a fiber that is already unwinding,
+//!   `park` returns instead of starting a second unwind ([`Waited::Interrupted`]). A wait with a
+//!   deadline then gives up as if it had timed out; a wait without one (an infallible call such
+//!   as `Mutex::lock` inside a `Drop`) keeps waiting, since it has no way to report failure.
+//! - **No lost wake-ups.** A waiter that `notify_one` picked owes that wake-up to the queue until
+//!   its retry succeeds. If it leaves without using it — killed or timed out while already in the
+//!   run queue (the park unwinds), its retry panics, or it gives up after the wake-up — its
+//!   `Place` passes the wake-up to the next waiter as it is dropped. This is decided per wait, by
+//!   the slot's state and whether the retry succeeded, never from thread-global state (with
+//!   stackful fibers, *another* fiber may be unwinding while this one runs normally).
+//! - A waiter whose retry finds nothing after a real wake-up (a running task took the item or
+//!   permit first: no hand-off, as in gevent) simply waits again at the back; it does not pass
+//!   the wake-up on, since whatever it announced is gone.
 
-use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::cell::RefCell;
 use std::time::Instant;
 
 use super::timers::{Action, TimerKey};
 use super::Waker;
 use crate::coro::fiber::WakeReason;
 
-/// A FIFO of parked fibers.
-#[derive(Default)]
-pub(crate) struct WaitQueue {
-    waiters: RefCell<VecDeque<(u64, Waker)>>,
-    next_id: Cell<u64>,
+/// The end of a list (and of the free list).
+const NIL: u32 = u32::MAX;
+
+/// Above this many slots, an emptied queue frees its slab instead of keeping it for reuse.
+const KEEP_SLOTS: usize = 1024;
+
+/// A FIFO of parked fibers, each slot optionally carrying a payload `P`.
+pub(crate) struct WaitQueue<P = ()> {
+    list: RefCell<List<P>>,
 }
 
 /// How a wait ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Waited {
-    /// `notify_one` / `notify_all` picked this waiter.
+    /// `notify_one` / `notify_all` (or `take`) picked this waiter.
     Notified,
     /// The deadline passed first.
     TimedOut,
@@ -35,107 +78,386 @@ pub(crate) enum Waited {
     Interrupted,
 }
 
-impl WaitQueue {
-    /// Creates an empty queue.
-    pub(crate) const fn new() -> WaitQueue {
-        WaitQueue {
-            waiters: RefCell::new(VecDeque::new()),
-            next_id: Cell::new(0),
+/// Where a slot is (see the module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Free,
+    Queued,
+    Notified,
+    Broadcast,
+    Taken,
+    Skipped,
+}
+
+struct Slot<P> {
+    /// Wakes the owner's current park; `None` for a detached payload and before the first park.
+    waker: Option<Waker>,
+    payload: Option<P>,
+    /// Neighbours while `Queued`; `next` links the free list while `Free`.
+    prev: u32,
+    next: u32,
+    state: State,
+    /// Whether a [`Place`] owns the slot (false: a detached payload, freed by `take`).
+    owned: bool,
+}
+
+struct List<P> {
+    slots: Vec<Slot<P>>,
+    head: u32,
+    tail: u32,
+    free: u32,
+    /// Slots in the list.
+    queued: usize,
+    /// Slots not free.
+    used: usize,
+}
+
+/// What leaves the list with a slot; dropped (or woken) after the `RefCell` borrow ends, since
+/// dropping a payload or the last handle of a fiber may run arbitrary code.
+type Out<P> = (Option<Waker>, Option<P>);
+
+impl<P> List<P> {
+    const fn new() -> List<P> {
+        List {
+            slots: Vec::new(),
+            head: NIL,
+            tail: NIL,
+            free: NIL,
+            queued: 0,
+            used: 0,
         }
     }
 
-    /// Parks the current fiber until notified or until `deadline`.
+    /// Takes a free slot and appends it to the list.
+    fn push(&mut self, waker: Option<Waker>, payload: Option<P>, owned: bool) -> u32 {
+        let slot = Slot {
+            waker,
+            payload,
+            prev: NIL,
+            next: NIL,
+            state: State::Free,
+            owned,
+        };
+        let i = if self.free != NIL {
+            let i = self.free;
+            self.free = self.slots[i as usize].next;
+            self.slots[i as usize] = slot;
+            i
+        } else {
+            let i = u32::try_from(self.slots.len())
+                .ok()
+                .filter(|&i| i != NIL)
+                .expect("grove: more than 4 billion waiters on one queue");
+            self.slots.push(slot);
+            i
+        };
+        self.used += 1;
+        self.link_back(i);
+        i
+    }
+
+    fn link_back(&mut self, i: u32) {
+        let tail = self.tail;
+        let s = &mut self.slots[i as usize];
+        s.prev = tail;
+        s.next = NIL;
+        s.state = State::Queued;
+        match tail {
+            NIL => self.head = i,
+            t => self.slots[t as usize].next = i,
+        }
+        self.tail = i;
+        self.queued += 1;
+    }
+
+    fn unlink(&mut self, i: u32, now: State) {
+        let s = &mut self.slots[i as usize];
+        debug_assert_eq!(s.state, State::Queued);
+        s.state = now;
+        let (prev, next) = (s.prev, s.next);
+        match prev {
+            NIL => self.head = next,
+            p => self.slots[p as usize].next = next,
+        }
+        match next {
+            NIL => self.tail = prev,
+            n => self.slots[n as usize].prev = prev,
+        }
+        self.queued -= 1;
+    }
+
+    /// Frees slot `i` (unlinking it if queued); returns the state it had and what it held.
+    fn release(&mut self, i: u32) -> (State, Out<P>) {
+        if self.slots[i as usize].state == State::Queued {
+            self.unlink(i, State::Free);
+        }
+        let s = &mut self.slots[i as usize];
+        let state = std::mem::replace(&mut s.state, State::Free);
+        let out = (s.waker.take(), s.payload.take());
+        s.next = self.free;
+        self.free = i;
+        self.used -= 1;
+        if self.used == 0 {
+            self.reset();
+        }
+        (state, out)
+    }
+
+    /// Starts the slab over once every slot is free.
+    fn reset(&mut self) {
+        if self.slots.capacity() > KEEP_SLOTS {
+            self.slots = Vec::new();
+        } else {
+            self.slots.clear();
+        }
+        self.free = NIL;
+    }
+
+    /// The first queued slot owned by a waiter (detached payloads stay where they are).
+    fn first_owned(&self, mut i: u32) -> u32 {
+        while i != NIL && !self.slots[i as usize].owned {
+            i = self.slots[i as usize].next;
+        }
+        i
+    }
+}
+
+impl<P> Default for WaitQueue<P> {
+    fn default() -> Self {
+        WaitQueue::new()
+    }
+}
+
+impl<P> WaitQueue<P> {
+    /// Creates an empty queue.
+    pub(crate) const fn new() -> WaitQueue<P> {
+        WaitQueue {
+            list: RefCell::new(List::new()),
+        }
+    }
+
+    /// Parks the current fiber once, until notified or until `deadline`.
     ///
     /// `what` names the wait in "would block forever" reports. Unwinds (kill, `Timeout`) leave
-    /// the queue consistent. Callers re-check their condition: a notification is a hint.
+    /// the queue consistent and pass on a notification the fiber had already been picked for.
+    /// Callers re-check their condition: a notification is a hint. Prefer
+    /// [`wait_until`](Self::wait_until), which also keeps the deadline and interrupt rules.
     pub(crate) fn wait(&self, what: &'static str, deadline: Option<Instant>) -> Waited {
-        let waker = super::current_waker();
-        waker
-            .fiber()
-            .park_obj
-            .set(self as *const WaitQueue as usize);
-        let id = self.next_id.get();
-        self.next_id.set(id + 1);
-        self.waiters.borrow_mut().push_back((id, waker.clone()));
-        let timer = deadline.map(|d| super::add_timer(d, Action::Wake(waker)));
-        let guard = Registration {
-            queue: self,
-            id,
-            timer,
-        };
-        let reason = super::park(what);
-        drop(guard);
-        match reason {
-            WakeReason::Notified => Waited::Notified,
-            WakeReason::TimedOut => Waited::TimedOut,
-            WakeReason::Interrupted => Waited::Interrupted,
+        let mut place = self.place(None);
+        let waited = place.park(what, deadline);
+        place.used = true; // the caller decides what the wake-up was good for
+        waited
+    }
+
+    /// The loop every blocking primitive runs: `try_once`, and while it returns `None`, park
+    /// and try again, until `deadline` (`None`: forever). Returns what `try_once` produced, or
+    /// `None` if the deadline passed (or an interrupted wait with a deadline gave up) first.
+    ///
+    /// `try_once` must not block. See the module doc for the rules this keeps.
+    pub(crate) fn wait_until<R>(
+        &self,
+        what: &'static str,
+        deadline: Option<Instant>,
+        mut try_once: impl FnMut() -> Option<R>,
+    ) -> Option<R> {
+        if let Some(r) = try_once() {
+            return Some(r);
         }
+        self.place(None)
+            .wait_until(what, deadline, |_: &Place<'_, P>| try_once())
+    }
+
+    /// Joins the queue now, at the back, optionally with a payload; the returned place keeps
+    /// the slot until it is dropped. Park with [`Place::wait_until`].
+    pub(crate) fn place(&self, payload: Option<P>) -> Place<'_, P> {
+        // The waker comes with each park. A notify that picks the slot before then finds
+        // none, marks it skipped and wakes the next waiter instead: nothing is lost.
+        let slot = self.list.borrow_mut().push(None, payload, true);
+        Place {
+            queue: self,
+            slot,
+            timer: None,
+            used: false,
+        }
+    }
+
+    /// Queues `payload` without a waiting fiber, for [`take`](Self::take) to hand out in FIFO
+    /// order with the others.
+    pub(crate) fn push_detached(&self, payload: P) {
+        self.list.borrow_mut().push(None, Some(payload), false);
+    }
+
+    /// Pops the oldest payload, waking the fiber that offered it (if it still waits).
+    pub(crate) fn take(&self) -> Option<P> {
+        let (waker, payload) = {
+            let mut l = self.list.borrow_mut();
+            let i = l.head;
+            if i == NIL {
+                return None;
+            }
+            if l.slots[i as usize].owned {
+                l.unlink(i, State::Taken);
+                let s = &mut l.slots[i as usize];
+                (s.waker.take(), s.payload.take())
+            } else {
+                l.release(i).1
+            }
+        };
+        debug_assert!(
+            payload.is_some(),
+            "take on a queue of waiters without payload"
+        );
+        if let Some(w) = waker {
+            // The owner may have been woken already (deadline, kill): then it finds its
+            // payload gone when it runs, which is the same outcome.
+            w.wake(WakeReason::Notified);
+        }
+        payload
     }
 
     /// Wakes the longest-waiting fiber; returns whether one was woken.
     pub(crate) fn notify_one(&self) -> bool {
         loop {
-            let Some((_, waker)) = self.pop() else {
-                return false;
+            let (i, waker) = {
+                let mut l = self.list.borrow_mut();
+                let i = l.first_owned(l.head);
+                if i == NIL {
+                    return false;
+                }
+                l.unlink(i, State::Notified);
+                (i, l.slots[i as usize].waker.take())
             };
-            if waker.wake(WakeReason::Notified) {
+            if waker.is_some_and(|w| w.wake(WakeReason::Notified)) {
                 return true;
             }
+            // Already woken by its deadline or a kill: it was not notified after all.
+            self.list.borrow_mut().slots[i as usize].state = State::Skipped;
         }
     }
 
     /// Wakes every waiter; returns how many were woken.
     pub(crate) fn notify_all(&self) -> usize {
         // Waking only schedules a fiber, so nobody joins the queue while it is being emptied:
-        // popping until it is empty wakes exactly the waiters present at the call.
+        // walking it once wakes exactly the waiters present at the call.
         let mut woken = 0;
-        while let Some((_, waker)) = self.pop() {
-            woken += usize::from(waker.wake(WakeReason::Notified));
+        let mut next = self.list.borrow().head;
+        loop {
+            let waker = {
+                let mut l = self.list.borrow_mut();
+                let i = l.first_owned(next);
+                if i == NIL {
+                    return woken;
+                }
+                next = l.slots[i as usize].next;
+                l.unlink(i, State::Broadcast);
+                l.slots[i as usize].waker.take()
+            };
+            woken += usize::from(waker.is_some_and(|w| w.wake(WakeReason::Notified)));
         }
-        woken
     }
 
-    /// Whether no fiber waits.
+    /// Whether nothing is queued.
     pub(crate) fn is_empty(&self) -> bool {
-        self.waiters.borrow().is_empty()
+        self.list.borrow().queued == 0
     }
 
-    /// Number of waiting fibers.
+    /// Number of queued waiters (and detached payloads).
     pub(crate) fn len(&self) -> usize {
-        self.waiters.borrow().len()
+        self.list.borrow().queued
     }
+}
 
-    fn pop(&self) -> Option<(u64, Waker)> {
-        self.waiters.borrow_mut().pop_front()
-    }
+/// One blocking call's place in a [`WaitQueue`]: a slot it holds from its first park until it
+/// returns. Dropping it leaves the queue, cancels a pending deadline, drops an untaken payload,
+/// and passes on a notification it was picked for and did not use.
+pub(crate) struct Place<'a, P = ()> {
+    queue: &'a WaitQueue<P>,
+    slot: u32,
+    timer: Option<TimerKey>,
+    /// Whether the last wake-up was put to use (or handed to the caller).
+    used: bool,
+}
 
-    /// Removes the entry `id`; returns whether it was still queued.
-    fn remove(&self, id: u64) -> bool {
-        let mut q = self.waiters.borrow_mut();
-        match q.iter().position(|(i, _)| *i == id) {
-            Some(pos) => {
-                q.remove(pos);
-                true
+impl<P> Place<'_, P> {
+    /// The loop of [`WaitQueue::wait_until`], parking first: park, then `try_once`, until it
+    /// returns something or the wait gives up. `try_once` sees the place (for its payload).
+    pub(crate) fn wait_until<R>(
+        &mut self,
+        what: &'static str,
+        deadline: Option<Instant>,
+        mut try_once: impl FnMut(&Self) -> Option<R>,
+    ) -> Option<R> {
+        loop {
+            let waited = self.park(what, deadline);
+            if let Some(r) = try_once(self) {
+                self.used = true;
+                return Some(r);
             }
-            None => false,
+            match waited {
+                // What the wake-up announced is gone already (someone running took it).
+                Waited::Notified => self.used = true,
+                Waited::Interrupted if deadline.is_none() => {}
+                Waited::TimedOut | Waited::Interrupted => return None,
+            }
         }
     }
-}
 
-/// Undoes a wait's registration however the wait ends.
-struct Registration<'a> {
-    queue: &'a WaitQueue,
-    id: u64,
-    timer: Option<TimerKey>,
-}
+    /// Whether [`WaitQueue::take`] took this place's payload.
+    pub(crate) fn taken(&self) -> bool {
+        self.state() == State::Taken
+    }
 
-impl Drop for Registration<'_> {
-    fn drop(&mut self) {
-        if let Some(key) = self.timer {
+    /// Takes the payload back, if nobody took it.
+    pub(crate) fn withdraw(&mut self) -> Option<P> {
+        self.queue.list.borrow_mut().slots[self.slot as usize]
+            .payload
+            .take()
+    }
+
+    fn state(&self) -> State {
+        self.queue.list.borrow().slots[self.slot as usize].state
+    }
+
+    /// Parks once, queued at the back unless still queued from an earlier park.
+    fn park(&mut self, what: &'static str, deadline: Option<Instant>) -> Waited {
+        let waker = super::current_waker();
+        let queue_addr = self.queue as *const WaitQueue<P> as usize;
+        waker.fiber().park_obj.set(queue_addr);
+        let old = {
+            let mut l = self.queue.list.borrow_mut();
+            if l.slots[self.slot as usize].state != State::Queued {
+                l.link_back(self.slot);
+            }
+            l.slots[self.slot as usize].waker.replace(waker.clone())
+        };
+        drop(old);
+        self.used = false;
+        self.timer = deadline.map(|d| super::add_timer(d, Action::Wake(waker)));
+        let reason = super::park(what);
+        if let Some(key) = self.timer.take() {
             super::cancel_timer(key);
         }
-        let was_queued = self.queue.remove(self.id);
-        if !was_queued && std::thread::panicking() && super::current_was_notified() {
+        match reason {
+            WakeReason::Notified => Waited::Notified,
+            WakeReason::TimedOut => Waited::TimedOut,
+            WakeReason::Interrupted => Waited::Interrupted,
+        }
+    }
+}
+
+impl<P> Drop for Place<'_, P> {
+    fn drop(&mut self) {
+        if let Some(key) = self.timer.take() {
+            super::cancel_timer(key); // the park unwound
+        }
+        let (state, out) = self.queue.list.borrow_mut().release(self.slot);
+        drop(out);
+        if state == State::Notified && !self.used && super::alive() {
+            log::trace!(
+                "grove: a waiter picked by notify_one left without using it (woken as notified: \
+                 {}); passing the wake-up on",
+                super::current_was_notified()
+            );
             self.queue.notify_one();
         }
     }
@@ -155,7 +477,7 @@ mod tests {
     #[test]
     fn main_joining_a_task_that_waits_forever_fails_naming_it() {
         let start = std::time::Instant::now();
-        let queue = Rc::new(WaitQueue::new());
+        let queue = Rc::new(WaitQueue::<()>::new());
         let q = queue.clone();
         let stuck = crate::Builder::new()
             .name("stuck")
@@ -183,18 +505,19 @@ mod tests {
 
     #[test]
     fn a_timed_wait_returns_timed_out_and_leaves_no_entry() {
-        let queue = WaitQueue::new();
+        let queue = WaitQueue::<()>::new();
         let r = queue.wait(
             "test",
             Some(std::time::Instant::now() + Duration::from_millis(5)),
         );
         assert_eq!(r, Waited::TimedOut);
         assert!(queue.is_empty());
+        assert_eq!(queue.list.borrow().used, 0);
     }
 
     #[test]
     fn a_kill_after_the_notification_does_not_steal_it() {
-        let queue = Rc::new(WaitQueue::new());
+        let queue = Rc::new(WaitQueue::<()>::new());
         let woken = Rc::new(std::cell::Cell::new(0));
         let spawn_waiter = |name: &str| {
             let (q, w) = (queue.clone(), woken.clone());
@@ -218,5 +541,62 @@ mod tests {
         assert!(queue.notify_one());
         second.join().unwrap();
         assert_eq!(woken.get(), 2);
+    }
+
+    #[test]
+    fn waiters_leave_from_the_middle_and_the_rest_keep_their_order() {
+        let queue = Rc::new(WaitQueue::<()>::new());
+        let order = Rc::new(RefCell::new(Vec::new()));
+        let tasks: Vec<_> = (0..5)
+            .map(|n| {
+                let (q, order) = (queue.clone(), order.clone());
+                crate::spawn(move || {
+                    q.wait("test", None);
+                    order.borrow_mut().push(n);
+                })
+            })
+            .collect();
+        crate::yield_now();
+        tasks[1].kill();
+        tasks[3].kill();
+        assert_eq!(queue.len(), 3);
+        while queue.notify_one() {
+            crate::yield_now();
+        }
+        assert_eq!(*order.borrow(), [0, 2, 4]);
+        assert_eq!(queue.list.borrow().used, 0, "every slot was freed");
+    }
+
+    #[test]
+    fn take_hands_out_payloads_in_order_and_wakes_only_their_owner() {
+        let queue = Rc::new(WaitQueue::<u32>::new());
+        let done = Rc::new(RefCell::new(Vec::new()));
+        let offer = |v: u32| {
+            let (q, done) = (queue.clone(), done.clone());
+            crate::spawn(move || {
+                let mut place = q.place(Some(v));
+                place.wait_until("offer", None, |p| p.taken().then_some(()));
+                done.borrow_mut().push(v);
+            })
+        };
+        let a = offer(1);
+        crate::yield_now();
+        queue.push_detached(2);
+        let b = offer(3);
+        crate::yield_now();
+        assert_eq!(queue.len(), 3);
+        assert_eq!(queue.notify_all(), 2, "detached payloads are not woken...");
+        assert_eq!(queue.len(), 1, "...and stay queued");
+        crate::yield_now();
+        assert!(done.borrow().is_empty(), "a broadcast does not take offers");
+        assert_eq!(queue.take(), Some(2));
+        assert_eq!(queue.take(), Some(1));
+        crate::yield_now();
+        assert_eq!(*done.borrow(), [1]);
+        assert_eq!(queue.take(), Some(3));
+        a.join().unwrap();
+        b.join().unwrap();
+        assert_eq!(*done.borrow(), [1, 3]);
+        assert_eq!(queue.take(), None);
     }
 }

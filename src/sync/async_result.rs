@@ -6,7 +6,8 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::hub::wait::{WaitQueue, Waited};
+use crate::hub::timers::deadline_after;
+use crate::hub::wait::WaitQueue;
 
 /// A slot for one result that many tasks wait for (gevent's `AsyncResult`).
 ///
@@ -91,18 +92,14 @@ impl<T, E> AsyncResult<T, E> {
 
     /// Waits until the result is ready or `timeout` passes; returns whether it is ready.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.wait_deadline(Some(Instant::now() + timeout))
+        self.wait_deadline(deadline_after(timeout))
     }
 
     fn wait_deadline(&self, deadline: Option<Instant>) -> bool {
-        loop {
-            if self.ready() {
-                return true;
-            }
-            if self.inner.waiters.wait("AsyncResult::get", deadline) == Waited::TimedOut {
-                return self.ready();
-            }
-        }
+        self.inner
+            .waiters
+            .wait_until("AsyncResult::get", deadline, || self.ready().then_some(()))
+            .is_some()
     }
 
     /// Takes the outcome out, leaving the result empty.

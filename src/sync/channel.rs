@@ -1,13 +1,13 @@
 //! [`Channel`]: a rendezvous queue (gevent.queue.Channel) — `put` returns only once a getter
 //! has taken the item.
 //!
-//! A putter leaves its item in a FIFO of *offers* and parks; a getter takes the oldest offer
-//! and wakes the putters. A putter that times out or is killed withdraws its offer if it is
-//! still there (handing the value back), so an item is either taken by exactly one getter or
-//! returned to its putter, never lost.
+//! A putter leaves its item as the payload of its place in the putters' wait queue and parks; a
+//! getter takes the oldest payload, which wakes exactly the putter whose item it took (O(1) per
+//! item, however many putters wait). A putter that times out or is killed withdraws its item if
+//! it is still there (handing the value back), so an item is either taken by exactly one getter
+//! or returned to its putter, never lost.
 
-use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::cell::Cell;
 use std::fmt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use super::error::{
     GetError, GetTimeoutError, PutError, PutTimeoutError, TryGetError, TryPutError,
 };
-use crate::hub::wait::{WaitQueue, Waited};
+use crate::hub::timers::deadline_after;
+use crate::hub::wait::WaitQueue;
 
 /// A queue of size zero: every `put` waits for a `get` (gevent's `Channel`).
 ///
@@ -34,11 +35,10 @@ pub struct Channel<T> {
 }
 
 struct Inner<T> {
-    offers: RefCell<VecDeque<(u64, T)>>,
-    next_id: Cell<u64>,
     closed: Cell<bool>,
     getters: WaitQueue,
-    putters: WaitQueue,
+    /// Offered items, oldest first: parked putters' and `try_put`'s.
+    putters: WaitQueue<T>,
 }
 
 impl<T> Clone for Channel<T> {
@@ -53,43 +53,11 @@ impl<T> Default for Channel<T> {
     fn default() -> Self {
         Channel {
             inner: Rc::new(Inner {
-                offers: RefCell::new(VecDeque::new()),
-                next_id: Cell::new(0),
                 closed: Cell::new(false),
                 getters: WaitQueue::new(),
                 putters: WaitQueue::new(),
             }),
         }
-    }
-}
-
-/// Withdraws an offer that nobody took, however the put ends.
-struct Offer<'a, T> {
-    inner: &'a Inner<T>,
-    id: u64,
-}
-
-impl<T> Offer<'_, T> {
-    /// The item, if no getter took it.
-    fn withdraw(&self) -> Option<T> {
-        let mut offers = self.inner.offers.borrow_mut();
-        let pos = offers.iter().position(|(id, _)| *id == self.id)?;
-        offers.remove(pos).map(|(_, v)| v)
-    }
-
-    fn taken(&self) -> bool {
-        !self
-            .inner
-            .offers
-            .borrow()
-            .iter()
-            .any(|(id, _)| *id == self.id)
-    }
-}
-
-impl<T> Drop for Offer<'_, T> {
-    fn drop(&mut self) {
-        drop(self.withdraw());
     }
 }
 
@@ -116,7 +84,7 @@ impl<T> Channel<T> {
     /// # Errors
     /// [`PutTimeoutError::Timeout`] or [`PutTimeoutError::Closed`], with the item.
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutTimeoutError<T>> {
-        self.put_deadline(item, Some(Instant::now() + timeout))
+        self.put_deadline(item, deadline_after(timeout))
     }
 
     /// Hands `item` to the channel if a getter is waiting for one now (without waiting for it
@@ -129,42 +97,29 @@ impl<T> Channel<T> {
         if i.closed.get() {
             return Err(TryPutError::Closed(item));
         }
-        if i.getters.is_empty() || i.getters.len() <= i.offers.borrow().len() {
+        // Every offer wakes a queued getter, so a getter still queued has no offer yet.
+        if i.getters.is_empty() {
             return Err(TryPutError::Full(item));
         }
-        self.offer(item);
+        i.putters.push_detached(item);
+        i.getters.notify_one();
         Ok(())
     }
 
-    fn offer(&self, item: T) -> u64 {
-        let i = &self.inner;
-        let id = i.next_id.get();
-        i.next_id.set(id + 1);
-        i.offers.borrow_mut().push_back((id, item));
-        i.getters.notify_one();
-        id
-    }
-
     fn put_deadline(&self, item: T, deadline: Option<Instant>) -> Result<(), PutTimeoutError<T>> {
-        if self.inner.closed.get() {
+        let i = &self.inner;
+        if i.closed.get() {
             return Err(PutTimeoutError::Closed(item));
         }
-        let offer = Offer {
-            inner: &self.inner,
-            id: self.offer(item),
-        };
-        loop {
-            if offer.taken() {
-                return Ok(());
-            }
-            let timed_out = self.inner.putters.wait("Channel::put", deadline) == Waited::TimedOut;
-            if self.inner.closed.get() || timed_out {
-                return match offer.withdraw() {
-                    None => Ok(()),
-                    Some(v) if timed_out => Err(PutTimeoutError::Timeout(v)),
-                    Some(v) => Err(PutTimeoutError::Closed(v)),
-                };
-            }
+        let mut offer = i.putters.place(Some(item));
+        i.getters.notify_one();
+        offer.wait_until("Channel::put", deadline, |o| {
+            (o.taken() || i.closed.get()).then_some(())
+        });
+        match offer.withdraw() {
+            None => Ok(()),
+            Some(v) if i.closed.get() => Err(PutTimeoutError::Closed(v)),
+            Some(v) => Err(PutTimeoutError::Timeout(v)),
         }
     }
 
@@ -185,12 +140,8 @@ impl<T> Channel<T> {
     /// [`TryGetError::Empty`], or [`TryGetError::Closed`] once closed with no offer left.
     pub fn try_get(&self) -> Result<T, TryGetError> {
         let i = &self.inner;
-        let taken = i.offers.borrow_mut().pop_front();
-        match taken {
-            Some((_, v)) => {
-                i.putters.notify_all();
-                Ok(v)
-            }
+        match i.putters.take() {
+            Some(v) => Ok(v),
             None if i.closed.get() => Err(TryGetError::Closed),
             None => Err(TryGetError::Empty),
         }
@@ -201,23 +152,19 @@ impl<T> Channel<T> {
     /// # Errors
     /// [`GetTimeoutError::Timeout`], or [`GetTimeoutError::Closed`].
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetTimeoutError> {
-        self.get_deadline(Some(Instant::now() + timeout))
+        self.get_deadline(deadline_after(timeout))
     }
 
     fn get_deadline(&self, deadline: Option<Instant>) -> Result<T, GetTimeoutError> {
-        loop {
-            match self.try_get() {
-                Ok(v) => return Ok(v),
-                Err(TryGetError::Closed) => return Err(GetTimeoutError::Closed),
-                Err(TryGetError::Empty) => {}
-            }
-            if self.inner.getters.wait("Channel::get", deadline) == Waited::TimedOut {
-                return self.try_get().map_err(|e| match e {
-                    TryGetError::Empty => GetTimeoutError::Timeout,
-                    TryGetError::Closed => GetTimeoutError::Closed,
+        let got =
+            self.inner
+                .getters
+                .wait_until("Channel::get", deadline, || match self.try_get() {
+                    Ok(v) => Some(Ok(v)),
+                    Err(TryGetError::Closed) => Some(Err(GetTimeoutError::Closed)),
+                    Err(TryGetError::Empty) => None,
                 });
-            }
-        }
+        got.unwrap_or(Err(GetTimeoutError::Timeout))
     }
 
     /// Closes the channel and wakes everyone: pending and later puts fail (handing their value
@@ -240,7 +187,7 @@ impl<T> Channel<T> {
 
     /// Number of items offered and not yet taken.
     pub fn putters(&self) -> usize {
-        self.inner.offers.borrow().len()
+        self.inner.putters.len()
     }
 }
 

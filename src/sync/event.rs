@@ -5,7 +5,8 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::hub::wait::{WaitQueue, Waited};
+use crate::hub::timers::deadline_after;
+use crate::hub::wait::WaitQueue;
 
 /// A flag that tasks wait on until it is set (gevent's `Event`).
 ///
@@ -69,21 +70,18 @@ impl Event {
 
     /// Waits until the flag is set or `timeout` passes; returns whether it was set.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.wait_deadline(Some(Instant::now() + timeout))
+        self.wait_deadline(deadline_after(timeout))
     }
 
     /// Waits until the flag is set or `deadline` passes; returns whether it was set.
     pub fn wait_deadline(&self, deadline: Option<Instant>) -> bool {
         let i = &self.inner;
         let start = i.generation.get();
-        loop {
-            if i.flag.get() || i.generation.get() != start {
-                return true;
-            }
-            if i.waiters.wait("Event::wait", deadline) == Waited::TimedOut {
-                return i.flag.get() || i.generation.get() != start;
-            }
-        }
+        i.waiters
+            .wait_until("Event::wait", deadline, || {
+                (i.flag.get() || i.generation.get() != start).then_some(())
+            })
+            .is_some()
     }
 
     /// Number of tasks waiting.

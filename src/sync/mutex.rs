@@ -6,7 +6,8 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
-use crate::hub::wait::{WaitQueue, Waited};
+use crate::hub::timers::deadline_after;
+use crate::hub::wait::WaitQueue;
 
 /// A lock around a value for the tasks of one thread.
 ///
@@ -80,18 +81,12 @@ impl<T: ?Sized> Mutex<T> {
 
     /// Locks, waiting at most `timeout`.
     pub fn lock_timeout(&self, timeout: Duration) -> Option<MutexGuard<'_, T>> {
-        self.lock_deadline(Some(Instant::now() + timeout))
+        self.lock_deadline(deadline_after(timeout))
     }
 
     fn lock_deadline(&self, deadline: Option<Instant>) -> Option<MutexGuard<'_, T>> {
-        loop {
-            if let Some(g) = self.try_lock() {
-                return Some(g);
-            }
-            if self.waiters.wait("Mutex::lock", deadline) == Waited::TimedOut {
-                return self.try_lock();
-            }
-        }
+        self.waiters
+            .wait_until("Mutex::lock", deadline, || self.try_lock())
     }
 
     /// Whether some task holds the lock.

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use super::error::{
     GetError, GetTimeoutError, PutError, PutTimeoutError, TryGetError, TryPutError,
 };
-use crate::hub::wait::{WaitQueue, Waited};
+use crate::hub::timers::deadline_after;
+use crate::hub::wait::WaitQueue;
 
 mod sealed {
     pub trait Sealed {}
@@ -259,24 +260,22 @@ impl<T, O: Order<T>> Queue<T, O> {
     /// # Errors
     /// [`PutTimeoutError::Timeout`] or [`PutTimeoutError::Closed`], with the item.
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutTimeoutError<T>> {
-        self.put_deadline(item, Some(Instant::now() + timeout))
+        self.put_deadline(item, deadline_after(timeout))
     }
 
     fn put_deadline(&self, item: T, deadline: Option<Instant>) -> Result<(), PutTimeoutError<T>> {
-        let mut item = item;
-        loop {
-            match self.try_put(item) {
-                Ok(()) => return Ok(()),
-                Err(TryPutError::Closed(v)) => return Err(PutTimeoutError::Closed(v)),
-                Err(TryPutError::Full(v)) => item = v,
+        let mut item = Some(item);
+        let done = self.inner.putters.wait_until("Queue::put", deadline, || {
+            match self.try_put(item.take().expect("the item is here until put")) {
+                Ok(()) => Some(Ok(())),
+                Err(TryPutError::Closed(v)) => Some(Err(PutTimeoutError::Closed(v))),
+                Err(TryPutError::Full(v)) => {
+                    item = Some(v);
+                    None
+                }
             }
-            if self.inner.putters.wait("Queue::put", deadline) == Waited::TimedOut {
-                return self.try_put(item).map_err(|e| match e {
-                    TryPutError::Full(v) => PutTimeoutError::Timeout(v),
-                    TryPutError::Closed(v) => PutTimeoutError::Closed(v),
-                });
-            }
-        }
+        });
+        done.unwrap_or_else(|| Err(PutTimeoutError::Timeout(item.expect("not put"))))
     }
 
     fn push(&self, item: T) {
@@ -318,23 +317,19 @@ impl<T, O: Order<T>> Queue<T, O> {
     /// # Errors
     /// [`GetTimeoutError::Timeout`], or [`GetTimeoutError::Closed`] once closed and empty.
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetTimeoutError> {
-        self.get_deadline(Some(Instant::now() + timeout))
+        self.get_deadline(deadline_after(timeout))
     }
 
     fn get_deadline(&self, deadline: Option<Instant>) -> Result<T, GetTimeoutError> {
-        loop {
-            match self.try_get() {
-                Ok(v) => return Ok(v),
-                Err(TryGetError::Closed) => return Err(GetTimeoutError::Closed),
-                Err(TryGetError::Empty) => {}
-            }
-            if self.inner.getters.wait("Queue::get", deadline) == Waited::TimedOut {
-                return self.try_get().map_err(|e| match e {
-                    TryGetError::Empty => GetTimeoutError::Timeout,
-                    TryGetError::Closed => GetTimeoutError::Closed,
-                });
-            }
-        }
+        let got = self
+            .inner
+            .getters
+            .wait_until("Queue::get", deadline, || match self.try_get() {
+                Ok(v) => Some(Ok(v)),
+                Err(TryGetError::Closed) => Some(Err(GetTimeoutError::Closed)),
+                Err(TryGetError::Empty) => None,
+            });
+        got.unwrap_or(Err(GetTimeoutError::Timeout))
     }
 
     /// Marks one item taken with `get` as fully processed (gevent's `task_done`).
@@ -356,9 +351,10 @@ impl<T, O: Order<T>> Queue<T, O> {
     /// # Panics
     /// With "would block forever" if main waits and no task will finish the items.
     pub fn join(&self) {
-        while self.inner.unfinished.get() > 0 {
-            self.inner.joiners.wait("Queue::join", None);
-        }
+        let i = &self.inner;
+        i.joiners.wait_until("Queue::join", None, || {
+            (i.unfinished.get() == 0).then_some(())
+        });
     }
 
     /// Number of items put and not yet marked done.

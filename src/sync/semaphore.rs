@@ -10,7 +10,8 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::hub::wait::{WaitQueue, Waited};
+use crate::hub::timers::deadline_after;
+use crate::hub::wait::WaitQueue;
 
 struct Inner {
     permits: Cell<usize>,
@@ -38,14 +39,11 @@ impl Inner {
     }
 
     fn acquire_deadline(&self, deadline: Option<Instant>) -> bool {
-        loop {
-            if self.try_acquire() {
-                return true;
-            }
-            if self.waiters.wait("Semaphore::acquire", deadline) == Waited::TimedOut {
-                return self.try_acquire();
-            }
-        }
+        self.waiters
+            .wait_until("Semaphore::acquire", deadline, || {
+                self.try_acquire().then_some(())
+            })
+            .is_some()
     }
 
     fn release(&self) -> Result<(), OverRelease> {
@@ -146,7 +144,7 @@ macro_rules! common_methods {
 
         /// Takes a permit, waiting at most `timeout`; returns whether it got one.
         pub fn acquire_timeout(&self, timeout: Duration) -> bool {
-            self.inner.acquire_deadline(Some(Instant::now() + timeout))
+            self.inner.acquire_deadline(deadline_after(timeout))
         }
 
         /// Takes a permit (waiting for one) and returns a guard that releases it on drop.
