@@ -50,6 +50,11 @@ const HIGH_WATER_BYTES: usize = 16 * 1024 * 1024;
 /// Trimming stops once this many bytes of warm idle stacks remain.
 const LOW_WATER_BYTES: usize = 8 * 1024 * 1024;
 
+/// Once this many bytes of stacks were trimmed since the heap was last trimmed, [`trim_idle`]
+/// asks the allocator to give its free pages back too: a burst that big also freed many task
+/// objects, which glibc otherwise keeps resident.
+const HEAP_TRIM_AFTER: usize = 32 * 1024 * 1024;
+
 static DEFAULT_SIZE: AtomicUsize = AtomicUsize::new(DEFAULT_STACK_SIZE);
 
 /// Stacks of threads that have exited (and stacks returned after their thread's pool was
@@ -57,7 +62,9 @@ static DEFAULT_SIZE: AtomicUsize = AtomicUsize::new(DEFAULT_STACK_SIZE);
 static ORPHANS: Mutex<Vec<Slot>> = Mutex::new(Vec::new());
 
 thread_local! {
-    static POOL: RefCell<LocalPool> = const { RefCell::new(LocalPool { classes: Vec::new() }) };
+    static POOL: RefCell<LocalPool> = const {
+        RefCell::new(LocalPool { classes: Vec::new(), trimmed: 0 })
+    };
 }
 
 /// The page size, read once.
@@ -92,6 +99,36 @@ pub fn set_default_stack_size(size: usize) {
 /// The stack size used by tasks and greenlets that do not ask for one.
 pub fn default_stack_size() -> usize {
     DEFAULT_SIZE.load(Ordering::Relaxed)
+}
+
+/// Gives memory back while the thread has nothing to do; the hub calls it before it blocks.
+///
+/// Stacks are already trimmed as they come back; this returns the allocator's free pages after
+/// a burst big enough to have trimmed [`HEAP_TRIM_AFTER`] bytes of stacks since the last time.
+/// Otherwise it only reads a counter, so calling it on every idle wait is fine.
+#[allow(dead_code)] // until the hub calls it before blocking in `Hub::poll`
+pub(crate) fn trim_idle() {
+    let due = POOL
+        .try_with(|p| match p.try_borrow_mut() {
+            Ok(mut p) if p.trimmed >= HEAP_TRIM_AFTER => {
+                p.trimmed = 0;
+                true
+            }
+            _ => false,
+        })
+        .unwrap_or(false);
+    if due {
+        trim_heap();
+    }
+}
+
+/// Returns the allocator's free pages to the kernel (glibc only; elsewhere nothing to do).
+fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim has no preconditions; it only releases free heap memory.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Where one stack lies: `size` bytes from `bottom`, the lowest page being its guard.
@@ -176,6 +213,8 @@ unsafe impl Stack for PooledStack {
 /// A thread's idle stacks, by size.
 struct LocalPool {
     classes: Vec<SizeClass>,
+    /// Bytes of stacks trimmed since [`trim_idle`] last trimmed the heap.
+    trimmed: usize,
 }
 
 impl LocalPool {
@@ -185,7 +224,8 @@ impl LocalPool {
     }
 
     fn put(&mut self, slot: Slot) {
-        self.class(slot.size).put(slot);
+        let trimmed = self.class(slot.size).put(slot);
+        self.trimmed = self.trimmed.saturating_add(trimmed);
     }
 
     fn class(&mut self, size: usize) -> &mut SizeClass {
@@ -235,19 +275,22 @@ impl SizeClass {
         }
     }
 
+    /// Pools a stack that was used; returns how many bytes of stacks that trimmed.
     #[inline]
-    fn put(&mut self, slot: Slot) {
+    fn put(&mut self, slot: Slot) -> usize {
         self.warm.push_back(slot);
         if self.warm.len() > self.high {
-            self.trim(self.low);
+            return self.trim(self.low);
         }
+        0
     }
 
-    /// Releases the pages of the coldest warm stacks until `keep` remain.
-    fn trim(&mut self, keep: usize) {
+    /// Releases the pages of the coldest warm stacks until `keep` remain; returns the bytes
+    /// (of address space) trimmed.
+    fn trim(&mut self, keep: usize) -> usize {
         let n = self.warm.len().saturating_sub(keep);
         if n == 0 {
-            return;
+            return 0;
         }
         let cold: Vec<Slot> = self.warm.drain(..n).collect();
         release(&cold);
@@ -255,6 +298,7 @@ impl SizeClass {
         if self.warm.capacity() > 4 * self.high {
             self.warm.shrink_to(2 * self.high);
         }
+        n * self.size
     }
 }
 
@@ -390,6 +434,19 @@ mod tests {
             assert!(class.warm.len() * size <= HIGH_WATER_BYTES);
             assert!(class.clean.len() >= 2000 - class.high);
         });
+    }
+
+    #[test]
+    fn trim_idle_trims_the_heap_once_after_a_big_trim() {
+        let size = 48 * 1024;
+        let stacks: Vec<_> = (0..2000).map(|_| PooledStack::get(size).unwrap()).collect();
+        drop(stacks);
+        let trimmed = || POOL.with(|p| p.borrow().trimmed);
+        assert!(trimmed() >= HEAP_TRIM_AFTER);
+        trim_idle();
+        assert_eq!(trimmed(), 0);
+        trim_idle();
+        assert_eq!(trimmed(), 0);
     }
 
     #[test]
