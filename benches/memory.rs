@@ -1,9 +1,14 @@
-//! Resident memory per parked task: spawns N tasks that all sleep, waits until every one of
-//! them is parked, and reports (RSS after - RSS before) / N, plus page-table memory, which the
-//! kernel does not count in RSS. Each N runs in a fresh child process.
+//! Memory, each scenario in a fresh child process:
 //!
-//! Run: `cargo bench --bench memory` (N = 100,000 and 1,000,000), or
-//! `cargo bench --bench memory -- 250000` for other counts.
+//! - **parked tasks**: spawns N tasks that all sleep, waits until every one of them is parked,
+//!   and reports (RSS after - RSS before) / N, plus page-table memory, which the kernel does not
+//!   count in RSS;
+//! - **memory given back after a burst**: RSS before a burst, right after it (every task
+//!   joined), and after 200 ms with the hub idle, for two bursts: `touch` (10,000 tasks alive at
+//!   once, each touching 64 KiB of its stack) and `short` (200,000 tasks spawned, then joined).
+//!
+//! Run: `cargo bench --bench memory` (everything), `cargo bench --bench memory -- 250000` for
+//! other parked counts, `cargo bench --bench memory -- touch short` for the bursts only.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -63,27 +68,91 @@ fn measure(n: usize) {
     std::process::exit(0);
 }
 
+/// Writes `kib` KiB of the current stack.
+#[inline(never)]
+fn touch_stack(kib: usize) {
+    let mut buf = [0u8; 1024];
+    std::hint::black_box(&mut buf);
+    if kib > 1 {
+        touch_stack(kib - 1);
+    }
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+/// Runs one burst and reports resident memory before, right after, and after an idle pause.
+fn burst(kind: &str) {
+    grove::spawn(|| ()).join().unwrap();
+    let (rss0, pte0) = (status_kib("VmRSS:"), status_kib("VmPTE:"));
+    let start = Instant::now();
+    let what = match kind {
+        "touch" => {
+            let handles: Vec<_> = (0..10_000)
+                .map(|_| {
+                    grove::spawn(|| {
+                        touch_stack(64);
+                        grove::yield_now();
+                    })
+                })
+                .collect();
+            grove::join_all(handles);
+            "10,000 tasks touching 64 KiB each"
+        }
+        "short" => {
+            let handles: Vec<_> = (0..200_000u32).map(|i| grove::spawn(move || i)).collect();
+            grove::join_all(handles);
+            "200,000 short tasks"
+        }
+        other => panic!("unknown burst {other:?}"),
+    };
+    let took = start.elapsed();
+    let (peak, rss1, pte1) = (
+        status_kib("VmHWM:"),
+        status_kib("VmRSS:"),
+        status_kib("VmPTE:"),
+    );
+    grove::sleep(Duration::from_millis(200));
+    let (rss2, pte2) = (status_kib("VmRSS:"), status_kib("VmPTE:"));
+    println!(
+        "burst of {what} (took {took:.2?}): RSS before {:.1} MiB, peak {:.1} MiB, right after \
+         {:.1} MiB, after 200 ms idle {:.1} MiB (+{:.1} MiB over before); page tables {:.1} → \
+         {:.1} → {:.1} MiB",
+        mib(rss0),
+        mib(peak),
+        mib(rss1),
+        mib(rss2),
+        mib(rss2) - mib(rss0),
+        mib(pte0),
+        mib(pte1),
+        mib(pte2),
+    );
+    std::process::exit(0);
+}
+
 fn main() {
-    if let Ok(n) = std::env::var(CHILD) {
-        measure(n.parse().expect("task count"));
+    if let Ok(arg) = std::env::var(CHILD) {
+        match arg.parse() {
+            Ok(n) => measure(n),
+            Err(_) => burst(&arg),
+        }
     }
     let max_maps = std::fs::read_to_string("/proc/sys/vm/max_map_count").unwrap_or_default();
     println!("vm.max_map_count = {}", max_maps.trim());
-    let counts: Vec<usize> = std::env::args()
+    // Only our own arguments: flags cargo passes (`--bench`) are ignored.
+    let mut runs: Vec<String> = std::env::args()
         .skip(1)
-        .filter_map(|a| a.parse().ok())
+        .filter(|a| a.parse::<usize>().is_ok() || a == "touch" || a == "short")
         .collect();
-    let counts = if counts.is_empty() {
-        vec![100_000, 1_000_000]
-    } else {
-        counts
-    };
-    for n in counts {
+    if runs.is_empty() {
+        runs = ["100000", "1000000", "touch", "short"]
+            .map(String::from)
+            .to_vec();
+    }
+    for run in runs {
         let exe = std::env::current_exe().expect("bench binary");
-        let status = Command::new(exe)
-            .env(CHILD, n.to_string())
-            .status()
-            .expect("child");
-        assert!(status.success(), "the {n}-task run failed");
+        let status = Command::new(exe).env(CHILD, &run).status().expect("child");
+        assert!(status.success(), "the {run} run failed");
     }
 }

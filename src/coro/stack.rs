@@ -1,29 +1,41 @@
-//! Task stacks: carved from large `MAP_NORESERVE` chunks, guard-paged, pooled and reused.
+//! Task stacks: carved from large `MAP_NORESERVE` chunks, guard-paged, pooled, reused, and given
+//! back to the kernel when too many sit idle.
 //!
 //! A fresh `mmap` costs microseconds; popping a stack off the pool costs nanoseconds. Each stack
 //! is `size` bytes whose lowest page is a guard page: `madvise(MADV_GUARD_INSTALL)` where the
 //! kernel has it (Linux 6.13+; it does not split the mapping, so a million stacks fit under the
-//! default `vm.max_map_count`), `mprotect(PROT_NONE)` otherwise (each guard then costs two
-//! mappings). Pages are reserved lazily: a parked task costs only the pages it touched.
+//! default `vm.max_map_count`), installed for a whole chunk with a few `process_madvise` calls
+//! where the kernel allows it (6.15+), and `mprotect(PROT_NONE)` otherwise or under valgrind
+//! (each guard then costs two mappings). Pages are reserved lazily: a parked task costs only the
+//! pages it touched.
 //!
-//! Every thread keeps its own free list (tasks never leave their thread); when a thread exits its
-//! free stacks move to a global list other threads draw from. Chunks are never unmapped.
+//! Every thread keeps its own free lists, one per stack size (tasks never leave their thread).
+//! A stack that comes back is *warm*: its touched pages stay resident, and the next `get` of its
+//! size takes the warmest one (last in, first out), so a task that ends without parking hands
+//! the next task the same stack, pages and cache lines. A size class keeps at most
+//! [`HIGH_WATER_BYTES`] of warm stacks; past that, the coldest are trimmed down to
+//! [`LOW_WATER_BYTES`] in one batch: `madvise(MADV_DONTNEED)` on their usable pages (resident
+//! memory drops at once; `MADV_FREE` would leave it counted until the kernel needs the memory),
+//! and they move to the *clean* list, which costs address space and page tables but no RSS.
+//! When a thread exits, its stacks are trimmed and move to a global list other threads draw
+//! from; a stack returned after its thread's pool is gone goes there too. Chunks stay mapped.
+
+mod sys;
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::io;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use corosensei::stack::{Stack, StackPointer};
-
-/// `MADV_GUARD_INSTALL` (Linux 6.13); not yet in every `libc` release.
-const MADV_GUARD_INSTALL: libc::c_int = 102;
 
 /// Default stack size for tasks and greenlets: 128 KiB of address space (only touched pages
 /// cost memory).
 pub const DEFAULT_STACK_SIZE: usize = 128 * 1024;
 
-/// Smallest stack grove hands out (one guard page plus 16 KiB).
+/// Smallest stack grove hands out: 16 KiB of address space, its guard page included, so 12 KiB
+/// usable with 4 KiB pages. Sizes are rounded up to whole pages and to at least this.
 pub const MIN_STACK_SIZE: usize = 16 * 1024;
 
 /// Chunks reserve at most this much address space at once.
@@ -32,16 +44,27 @@ const CHUNK_BYTES: usize = 32 * 1024 * 1024;
 /// Upper bound on stacks per chunk.
 const CHUNK_STACKS: usize = 256;
 
+/// A size class keeps at most this many bytes (of address space) of warm idle stacks.
+const HIGH_WATER_BYTES: usize = 16 * 1024 * 1024;
+
+/// Trimming stops once this many bytes of warm idle stacks remain.
+const LOW_WATER_BYTES: usize = 8 * 1024 * 1024;
+
+/// Once this many bytes of stacks were trimmed since the heap was last trimmed, [`trim_idle`]
+/// asks the allocator to give its free pages back too: a burst that big also freed many task
+/// objects, which glibc otherwise keeps resident.
+const HEAP_TRIM_AFTER: usize = 32 * 1024 * 1024;
+
 static DEFAULT_SIZE: AtomicUsize = AtomicUsize::new(DEFAULT_STACK_SIZE);
 
-/// Which guard mechanism works here: 0 unknown, 1 `MADV_GUARD_INSTALL`, 2 `mprotect`.
-static GUARD_KIND: AtomicU8 = AtomicU8::new(0);
-
-/// Stacks freed by threads that have exited, per size.
-static ORPHANS: Mutex<Vec<PooledStack>> = Mutex::new(Vec::new());
+/// Stacks of threads that have exited (and stacks returned after their thread's pool was
+/// destroyed), all trimmed.
+static ORPHANS: Mutex<Vec<Slot>> = Mutex::new(Vec::new());
 
 thread_local! {
-    static POOL: RefCell<LocalPool> = const { RefCell::new(LocalPool { free: Vec::new() }) };
+    static POOL: RefCell<LocalPool> = const {
+        RefCell::new(LocalPool { classes: Vec::new(), trimmed: 0 })
+    };
 }
 
 /// The page size, read once.
@@ -59,10 +82,13 @@ pub(crate) fn page_size() -> usize {
     }
 }
 
-/// Rounds a requested stack size up to whole pages, at least [`MIN_STACK_SIZE`].
+/// Rounds a requested stack size up to whole pages, at least [`MIN_STACK_SIZE`] (saturating:
+/// an absurd size then fails to map instead of overflowing).
 pub(crate) fn round_size(size: usize) -> usize {
     let page = page_size();
-    size.max(MIN_STACK_SIZE).div_ceil(page) * page
+    let size = size.max(MIN_STACK_SIZE);
+    size.checked_next_multiple_of(page)
+        .unwrap_or(usize::MAX - (page - 1))
 }
 
 /// Sets the stack size used by tasks and greenlets that do not ask for one.
@@ -75,41 +101,100 @@ pub fn default_stack_size() -> usize {
     DEFAULT_SIZE.load(Ordering::Relaxed)
 }
 
-/// A stack owned by one coroutine at a time.
+/// Gives memory back while the thread has nothing to do; the hub calls it before it blocks.
+///
+/// Stacks are already trimmed as they come back; this returns the allocator's free pages after
+/// a burst big enough to have trimmed [`HEAP_TRIM_AFTER`] bytes of stacks since the last time.
+/// Otherwise it only reads a counter, so calling it on every idle wait is fine.
+#[allow(dead_code)] // until the hub calls it before blocking in `Hub::poll`
+pub(crate) fn trim_idle() {
+    let due = POOL
+        .try_with(|p| match p.try_borrow_mut() {
+            Ok(mut p) if p.trimmed >= HEAP_TRIM_AFTER => {
+                p.trimmed = 0;
+                true
+            }
+            _ => false,
+        })
+        .unwrap_or(false);
+    if due {
+        trim_heap();
+    }
+}
+
+/// Returns the allocator's free pages to the kernel (glibc only; elsewhere nothing to do).
+fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim has no preconditions; it only releases free heap memory.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Where one stack lies: `size` bytes from `bottom`, the lowest page being its guard.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    bottom: usize,
+    size: usize,
+}
+
+impl Slot {
+    /// The range above the guard page: what a task may have touched.
+    fn usable_range(self) -> (usize, usize) {
+        (self.bottom + page_size(), self.size - page_size())
+    }
+}
+
+/// A stack owned by one coroutine at a time. Dropping it returns it to the pool.
 ///
 /// # Invariant
 /// `[bottom, bottom + size)` is a readable, writable private mapping owned by this value alone,
 /// except its lowest page (the guard), which faults on access.
 #[derive(Debug)]
 pub(crate) struct PooledStack {
-    bottom: usize,
-    size: usize,
+    slot: Slot,
 }
 
 impl PooledStack {
     /// Takes a stack of at least `size` bytes from the pool, mapping a new chunk if needed.
     pub(crate) fn get(size: usize) -> io::Result<PooledStack> {
         let size = round_size(size);
-        let local = POOL.with(|p| p.borrow_mut().take(size));
-        match local {
-            Some(s) => Ok(s),
-            None => refill(size),
-        }
+        let pooled = POOL.try_with(|p| p.try_borrow_mut().ok().and_then(|mut p| p.take(size)));
+        let slot = match pooled {
+            Ok(Some(slot)) => slot,
+            _ => refill(size)?,
+        };
+        Ok(PooledStack { slot })
     }
 
-    /// Returns the stack to this thread's pool for reuse.
+    /// Returns the stack to this thread's pool for reuse (what dropping it does too).
     pub(crate) fn recycle(self) {
-        let _ = POOL.try_with(|p| p.borrow_mut().free.push(self));
+        drop(self);
     }
 
     /// Usable bytes (the guard page excluded).
     pub(crate) fn usable(&self) -> usize {
-        self.size - page_size()
+        self.slot.size - page_size()
     }
 
     /// The guard page's address range.
     pub(crate) fn guard_range(&self) -> (usize, usize) {
-        (self.bottom, self.bottom + page_size())
+        (self.slot.bottom, self.slot.bottom + page_size())
+    }
+}
+
+impl Drop for PooledStack {
+    fn drop(&mut self) {
+        let mut slot = Some(self.slot);
+        // During thread exit the pool may already be gone: then the stack is an orphan.
+        let _ = POOL.try_with(|p| {
+            if let Ok(mut p) = p.try_borrow_mut() {
+                p.put(slot.take().expect("the slot is put once"));
+            }
+        });
+        if let Some(slot) = slot {
+            orphan(vec![slot]);
+        }
     }
 }
 
@@ -117,123 +202,186 @@ impl PooledStack {
 // a guard; base and limit are page-aligned and so meet STACK_ALIGNMENT.
 unsafe impl Stack for PooledStack {
     fn base(&self) -> StackPointer {
-        StackPointer::new(self.bottom + self.size).expect("stack top is not null")
+        StackPointer::new(self.slot.bottom + self.slot.size).expect("stack top is not null")
     }
 
     fn limit(&self) -> StackPointer {
-        StackPointer::new(self.bottom).expect("stack bottom is not null")
+        StackPointer::new(self.slot.bottom).expect("stack bottom is not null")
     }
 }
 
+/// A thread's idle stacks, by size.
 struct LocalPool {
-    free: Vec<PooledStack>,
+    classes: Vec<SizeClass>,
+    /// Bytes of stacks trimmed since [`trim_idle`] last trimmed the heap.
+    trimmed: usize,
 }
 
 impl LocalPool {
-    fn take(&mut self, size: usize) -> Option<PooledStack> {
-        match self.free.last() {
-            Some(s) if s.size == size => self.free.pop(),
-            _ => {
-                let i = self.free.iter().rposition(|s| s.size == size)?;
-                Some(self.free.swap_remove(i))
+    fn take(&mut self, size: usize) -> Option<Slot> {
+        let class = self.classes.iter_mut().find(|c| c.size == size)?;
+        class.warm.pop_back().or_else(|| class.clean.pop())
+    }
+
+    fn put(&mut self, slot: Slot) {
+        let trimmed = self.class(slot.size).put(slot);
+        self.trimmed = self.trimmed.saturating_add(trimmed);
+    }
+
+    fn class(&mut self, size: usize) -> &mut SizeClass {
+        let i = match self.classes.iter().position(|c| c.size == size) {
+            Some(i) => i,
+            None => {
+                self.classes.push(SizeClass::new(size));
+                self.classes.len() - 1
             }
-        }
+        };
+        &mut self.classes[i]
     }
 }
 
 impl Drop for LocalPool {
     fn drop(&mut self) {
-        if let Ok(mut orphans) = ORPHANS.lock() {
-            orphans.append(&mut self.free);
+        for class in &mut self.classes {
+            class.trim(0);
+            orphan(std::mem::take(&mut class.clean));
         }
     }
 }
 
+/// Idle stacks of one size.
+struct SizeClass {
+    size: usize,
+    /// Most warm stacks kept; one more triggers a trim.
+    high: usize,
+    /// Warm stacks left after a trim.
+    low: usize,
+    /// Stacks used since their last trim, coldest first: `take` pops the back, trims drain
+    /// the front.
+    warm: VecDeque<Slot>,
+    /// Stacks with no resident pages (fresh or trimmed).
+    clean: Vec<Slot>,
+}
+
+impl SizeClass {
+    fn new(size: usize) -> SizeClass {
+        let high = (HIGH_WATER_BYTES / size).max(1);
+        SizeClass {
+            size,
+            high,
+            low: (LOW_WATER_BYTES / size).min(high - 1),
+            warm: VecDeque::new(),
+            clean: Vec::new(),
+        }
+    }
+
+    /// Pools a stack that was used; returns how many bytes of stacks that trimmed.
+    #[inline]
+    fn put(&mut self, slot: Slot) -> usize {
+        self.warm.push_back(slot);
+        if self.warm.len() > self.high {
+            return self.trim(self.low);
+        }
+        0
+    }
+
+    /// Releases the pages of the coldest warm stacks until `keep` remain; returns the bytes
+    /// (of address space) trimmed.
+    fn trim(&mut self, keep: usize) -> usize {
+        let n = self.warm.len().saturating_sub(keep);
+        if n == 0 {
+            return 0;
+        }
+        let cold: Vec<Slot> = self.warm.drain(..n).collect();
+        release(&cold);
+        self.clean.extend(cold);
+        if self.warm.capacity() > 4 * self.high {
+            self.warm.shrink_to(2 * self.high);
+        }
+        n * self.size
+    }
+}
+
+/// Gives the usable pages of `slots` back to the kernel.
+fn release(slots: &[Slot]) {
+    let ranges: Vec<(usize, usize)> = slots.iter().map(|s| s.usable_range()).collect();
+    sys::release_pages(&ranges);
+}
+
+/// Trims `slots` and puts them on the global list.
+fn orphan(slots: Vec<Slot>) {
+    if slots.is_empty() {
+        return;
+    }
+    release(&slots);
+    ORPHANS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .extend(slots);
+}
+
 /// Finds stacks of `size` among orphans, or maps a new chunk; keeps one, pools the rest.
-fn refill(size: usize) -> io::Result<PooledStack> {
+fn refill(size: usize) -> io::Result<Slot> {
     let mut fresh = adopt_orphans(size);
     if fresh.is_empty() {
         fresh = map_chunk(size)?;
     }
     let first = fresh.pop().expect("a refill yields at least one stack");
-    POOL.with(|p| p.borrow_mut().free.append(&mut fresh));
+    let mut rest = Some(fresh);
+    let _ = POOL.try_with(|p| {
+        if let Ok(mut p) = p.try_borrow_mut() {
+            let rest = rest.take().expect("the stacks are pooled once");
+            p.class(size).clean.extend(rest);
+        }
+    });
+    if let Some(rest) = rest {
+        ORPHANS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(rest);
+    }
     Ok(first)
 }
 
-fn adopt_orphans(size: usize) -> Vec<PooledStack> {
-    let Ok(mut orphans) = ORPHANS.lock() else {
+fn adopt_orphans(size: usize) -> Vec<Slot> {
+    let mut orphans = ORPHANS.lock().unwrap_or_else(PoisonError::into_inner);
+    if orphans.is_empty() {
         return Vec::new();
-    };
-    let (mine, rest) = orphans
-        .drain(..)
-        .partition(|s: &PooledStack| s.size == size);
+    }
+    let (mine, rest) = orphans.drain(..).partition(|s: &Slot| s.size == size);
     *orphans = rest;
     mine
 }
 
 /// Maps one chunk of stacks of `size` bytes and installs their guard pages.
-fn map_chunk(size: usize) -> io::Result<Vec<PooledStack>> {
+fn map_chunk(size: usize) -> io::Result<Vec<Slot>> {
     let count = (CHUNK_BYTES / size).clamp(1, CHUNK_STACKS);
-    let bytes = count * size;
-    let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
-    let prot = libc::PROT_READ | libc::PROT_WRITE;
-    // SAFETY: a fresh anonymous mapping at an address of the kernel's choosing aliases nothing.
-    let addr = unsafe { libc::mmap(std::ptr::null_mut(), bytes, prot, flags, -1, 0) };
-    if addr == libc::MAP_FAILED {
-        return Err(exhausted(
-            "mmap of a stack chunk",
-            io::Error::last_os_error(),
-        ));
-    }
-    let base = addr as usize;
-    let mut stacks = Vec::with_capacity(count);
-    for i in 0..count {
-        let bottom = base + i * size;
-        if let Err(e) = install_guard(bottom) {
-            // Stacks already guarded stay usable; the rest of the chunk is released.
-            release(bottom, bytes - i * size);
-            if stacks.is_empty() {
-                return Err(e);
-            }
-            break;
+    let bytes = count
+        .checked_mul(size)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::OutOfMemory, "stack size too large"))?;
+    let base = sys::map(bytes).map_err(|e| exhausted("mmap of a stack chunk", e))?;
+    let guarded = match sys::install_guards(base, size, count) {
+        Ok(n) => n,
+        Err(e) => {
+            sys::unmap(base, bytes);
+            return Err(e);
         }
-        stacks.push(PooledStack { bottom, size });
+    };
+    if guarded < count {
+        // Stacks already guarded stay usable; the rest of the chunk is released.
+        sys::unmap(base + guarded * size, bytes - guarded * size);
     }
-    log::debug!(
-        "mapped a chunk of {} stacks of {} bytes",
-        stacks.len(),
-        size
-    );
-    Ok(stacks)
-}
-
-fn release(addr: usize, len: usize) {
-    // SAFETY: the range belongs to a chunk this module mapped and no stack was handed out of it.
-    unsafe { libc::munmap(addr as *mut libc::c_void, len) };
-}
-
-/// Makes the page at `addr` fault on any access.
-fn install_guard(addr: usize) -> io::Result<()> {
-    let page = page_size();
-    let ptr = addr as *mut libc::c_void;
-    if GUARD_KIND.load(Ordering::Relaxed) != 2 {
-        // SAFETY: `addr` is the first page of a private anonymous mapping we own and no one uses.
-        match syscall!(madvise(ptr, page, MADV_GUARD_INSTALL)) {
-            Ok(_) => {
-                GUARD_KIND.store(1, Ordering::Relaxed);
-                return Ok(());
-            }
-            Err(e) if GUARD_KIND.load(Ordering::Relaxed) == 0 => {
-                log::debug!("MADV_GUARD_INSTALL unavailable ({e}); using mprotect guard pages");
-                GUARD_KIND.store(2, Ordering::Relaxed);
-            }
-            Err(e) => return Err(exhausted("madvise(MADV_GUARD_INSTALL)", e)),
-        }
+    let slots: Vec<Slot> = (0..guarded)
+        .map(|i| Slot {
+            bottom: base + i * size,
+            size,
+        })
+        .collect();
+    for s in &slots {
+        sys::register_stack(s.bottom, s.bottom + s.size);
     }
-    // SAFETY: as above; PROT_NONE only removes access to a page nothing references yet.
-    syscall!(mprotect(ptr, page, libc::PROT_NONE))
-        .map(drop)
-        .map_err(|e| exhausted("mprotect of a guard page", e))
+    log::debug!("mapped a chunk of {guarded} stacks of {size} bytes");
+    Ok(slots)
 }
 
 /// Wraps an allocation failure in an error that names the limit and how to raise it.
@@ -250,4 +398,81 @@ fn exhausted(what: &str, err: io::Error) -> io::Error {
              (Builder::stack_size) or fewer live tasks also help"
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_smallest_stack_is_min_stack_size_with_its_guard_page() {
+        let s = PooledStack::get(1).unwrap();
+        assert_eq!(s.usable(), MIN_STACK_SIZE - page_size());
+        let (lo, hi) = s.guard_range();
+        assert_eq!(hi - lo, page_size());
+    }
+
+    #[test]
+    fn a_returned_stack_is_the_next_one_handed_out() {
+        let size = 40 * 1024;
+        let a = PooledStack::get(size).unwrap();
+        let bottom = a.slot.bottom;
+        a.recycle();
+        let b = PooledStack::get(size).unwrap();
+        assert_eq!(b.slot.bottom, bottom);
+    }
+
+    #[test]
+    fn warm_idle_stacks_are_capped_at_the_high_water_mark() {
+        let size = 44 * 1024;
+        let stacks: Vec<_> = (0..2000).map(|_| PooledStack::get(size).unwrap()).collect();
+        drop(stacks);
+        POOL.with(|p| {
+            let mut p = p.borrow_mut();
+            let class = p.class(size);
+            assert!(class.warm.len() <= class.high, "{} warm", class.warm.len());
+            assert!(class.warm.len() * size <= HIGH_WATER_BYTES);
+            assert!(class.clean.len() >= 2000 - class.high);
+        });
+    }
+
+    #[test]
+    fn trim_idle_trims_the_heap_once_after_a_big_trim() {
+        let size = 48 * 1024;
+        let stacks: Vec<_> = (0..2000).map(|_| PooledStack::get(size).unwrap()).collect();
+        drop(stacks);
+        let trimmed = || POOL.with(|p| p.borrow().trimmed);
+        assert!(trimmed() >= HEAP_TRIM_AFTER);
+        trim_idle();
+        assert_eq!(trimmed(), 0);
+        trim_idle();
+        assert_eq!(trimmed(), 0);
+    }
+
+    #[test]
+    fn a_stack_returned_after_its_threads_pool_is_gone_becomes_an_orphan() {
+        // A size no other test uses, so no other thread adopts the orphan before we look.
+        const SIZE: usize = 52 * 1024;
+        struct Late(Option<PooledStack>);
+        impl Drop for Late {
+            fn drop(&mut self) {
+                self.0.take().unwrap().recycle();
+            }
+        }
+        thread_local! {
+            static LATE: RefCell<Late> = const { RefCell::new(Late(None)) };
+        }
+        let bottom = std::thread::spawn(|| {
+            // LATE registers its destructor before POOL does, so it runs after POOL's.
+            LATE.with(|_| ());
+            let s = PooledStack::get(SIZE).unwrap();
+            let bottom = s.slot.bottom;
+            LATE.with(|l| l.borrow_mut().0 = Some(s));
+            bottom
+        })
+        .join()
+        .unwrap();
+        let orphans = ORPHANS.lock().unwrap();
+        assert!(orphans.iter().any(|s| s.bottom == bottom && s.size == SIZE));
+    }
 }
