@@ -106,7 +106,6 @@ pub fn default_stack_size() -> usize {
 /// Stacks are already trimmed as they come back; this returns the allocator's free pages after
 /// a burst big enough to have trimmed [`HEAP_TRIM_AFTER`] bytes of stacks since the last time.
 /// Otherwise it only reads a counter, so calling it on every idle wait is fine.
-#[allow(dead_code)] // until the hub calls it before blocking in `Hub::poll`
 pub(crate) fn trim_idle() {
     let due = POOL
         .try_with(|p| match p.try_borrow_mut() {

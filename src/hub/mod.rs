@@ -262,6 +262,10 @@ impl Hub {
                 None => return false,
             }
         };
+        if timeout != Some(0) {
+            // About to block: a good moment to give memory back after a burst.
+            crate::coro::stack::trim_idle();
+        }
         if timeout != Some(0) || self.reactor.has_waiters() {
             self.reactor.poll(timeout);
         }
