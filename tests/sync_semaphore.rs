@@ -139,7 +139,10 @@ fn a_waiter_whose_timeout_fires_after_it_was_woken_passes_the_permit_on() {
     std::thread::sleep(Duration::from_millis(10)); // a's timeout is now due
     sem.release(); // wakes `a`, whose timeout fires before it runs: the wake-up wins
     let (a, b) = (a.join().unwrap().is_ok(), b.join().unwrap());
-    assert!(a && !b, "`a` took the permit, `b` timed out (a: {a}, b: {b})");
+    assert!(
+        a && !b,
+        "`a` took the permit, `b` timed out (a: {a}, b: {b})"
+    );
     assert_eq!(sem.available_permits(), 0);
 }
 
