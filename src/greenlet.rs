@@ -195,8 +195,10 @@ impl<T: 'static> Greenlet<T> {
             return self.switch_slow(value);
         }
         put_value(target, value);
-        hub::switch_to(target.clone());
-        receive::<T>()
+        match hub::switch_to_then(target.clone(), Fiber::take_value::<T>) {
+            Ok(v) => v,
+            Err(_) => receive_slow(),
+        }
     }
 
     #[cold]

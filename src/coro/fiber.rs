@@ -558,6 +558,46 @@ pub(crate) fn with_current_or<R>(install: impl FnOnce(), f: impl FnOnce(&Fiber) 
     f(unsafe { &*p })
 }
 
+/// The fiber running now, as a token only this module can make (from `CUR`): code holding it
+/// runs on that fiber's stack, so it may suspend it.
+#[derive(Clone, Copy)]
+pub(crate) struct Running<'a>(&'a Fiber);
+
+impl std::ops::Deref for Running<'_> {
+    type Target = Fiber;
+
+    #[inline(always)]
+    fn deref(&self) -> &Fiber {
+        self.0
+    }
+}
+
+impl Running<'_> {
+    /// Suspends this (the running) fiber and hands `next` to the trampoline; returns when the
+    /// trampoline resumes it.
+    ///
+    /// # Panics
+    /// On the root fiber, which has no coroutine to suspend.
+    #[inline(always)]
+    pub(crate) fn suspend(self, next: Next) {
+        let marker = 0u8;
+        self.0.park_sp.set(ptr::addr_of!(marker) as usize);
+        let y = self.0.yielder.get();
+        assert!(!y.is_null(), "suspend called outside a fiber");
+        // SAFETY: a `Running` is only made from `CUR`, so `self.0` is the fiber whose stack
+        // this code runs on (a switch away and back makes it current again before this code
+        // continues), and by the field's invariant `y` points at the Yielder on that stack. The
+        // trampoline holds the fiber alive for as long as it runs.
+        unsafe { (*y).suspend(next) }
+    }
+}
+
+/// Like [`with_current_or`], with a [`Running`] token that can suspend the fiber.
+#[inline(always)]
+pub(crate) fn with_running_or<R>(install: impl FnOnce(), f: impl FnOnce(Running<'_>) -> R) -> R {
+    with_current_or(install, |cur| f(Running(cur)))
+}
+
 /// Runs `f` with the fiber on the CPU, which must exist (inside a fiber body it always does).
 #[inline]
 fn with_running<R>(f: impl FnOnce(&Fiber) -> R) -> R {
@@ -632,16 +672,7 @@ pub(crate) fn current_for_signal() -> Option<SignalInfo> {
 /// trampoline resumes it. No `Rc` of the fiber is held across the suspension by this code.
 #[inline(always)]
 pub(crate) fn suspend_current(next: Next) {
-    let marker = 0u8;
-    let y = with_running(|f| {
-        f.park_sp.set(ptr::addr_of!(marker) as usize);
-        f.yielder.get()
-    });
-    assert!(!y.is_null(), "suspend called outside a fiber");
-    // SAFETY: by the field's invariant `y` points at the Yielder on the running fiber's own
-    // stack, which is the stack we are executing on; the trampoline holds the fiber (and so its
-    // coroutine and stack) alive for as long as it runs.
-    unsafe { (*y).suspend(next) }
+    with_running(|f| Running(f).suspend(next));
 }
 
 /// How much of a suspended stack, from its stack pointer up, [`Fiber::prefetch`] loads: the
