@@ -204,6 +204,7 @@ impl Drop for PooledStack {
             }
         });
         if let Some(slot) = slot {
+            release(&[slot]);
             orphan(vec![slot]);
         }
     }
@@ -353,12 +354,11 @@ fn release(slots: &[Slot]) {
     sys::release_pages(&ranges);
 }
 
-/// Trims `slots` and puts them on the global list.
+/// Puts clean stacks on the global list.
 fn orphan(slots: Vec<Slot>) {
     if slots.is_empty() {
         return;
     }
-    release(&slots);
     ORPHANS
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -380,10 +380,7 @@ fn refill(size: usize) -> io::Result<Slot> {
         }
     });
     if let Some(rest) = rest {
-        ORPHANS
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend(rest);
+        orphan(rest);
     }
     Ok(first)
 }
