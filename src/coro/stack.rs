@@ -17,8 +17,13 @@
 //! [`LOW_WATER_BYTES`] in one batch: `madvise(MADV_DONTNEED)` on their usable pages (resident
 //! memory drops at once; `MADV_FREE` would leave it counted until the kernel needs the memory),
 //! and they move to the *clean* list, which costs address space and page tables but no RSS.
+//! Past [`CLEAN_KEEP_CHUNKS`] chunks' worth of clean stacks, chunks whose stacks are all clean
+//! are unmapped, which gives the page tables back too.
+//!
 //! When a thread exits, its stacks are trimmed and move to a global list other threads draw
-//! from; a stack returned after its thread's pool is gone goes there too. Chunks stay mapped.
+//! from; a stack returned after its thread's pool is gone (a thread-local destructor dropping a
+//! generator, say) goes there too. Every thread-local access here is `try_with`, so none of
+//! this can panic during thread exit.
 
 mod sys;
 
@@ -49,6 +54,10 @@ const HIGH_WATER_BYTES: usize = 16 * 1024 * 1024;
 
 /// Trimming stops once this many bytes of warm idle stacks remain.
 const LOW_WATER_BYTES: usize = 8 * 1024 * 1024;
+
+/// A size class keeps this many chunks' worth of clean stacks mapped; whole chunks beyond that
+/// are unmapped once the clean list reaches twice as many, which also frees their page tables.
+const CLEAN_KEEP_CHUNKS: usize = 4;
 
 /// Once this many bytes of stacks were trimmed since the heap was last trimmed, [`trim_idle`]
 /// asks the allocator to give its free pages back too: a burst that big also freed many task
@@ -130,11 +139,13 @@ fn trim_heap() {
     }
 }
 
-/// Where one stack lies: `size` bytes from `bottom`, the lowest page being its guard.
+/// Where one stack lies: `size` bytes from `bottom`, the lowest page being its guard, carved
+/// from the chunk mapped at `chunk`.
 #[derive(Clone, Copy, Debug)]
 struct Slot {
     bottom: usize,
     size: usize,
+    chunk: usize,
 }
 
 impl Slot {
@@ -192,6 +203,7 @@ impl Drop for PooledStack {
             }
         });
         if let Some(slot) = slot {
+            release(&[slot]);
             orphan(vec![slot]);
         }
     }
@@ -260,6 +272,8 @@ struct SizeClass {
     warm: VecDeque<Slot>,
     /// Stacks with no resident pages (fresh or trimmed).
     clean: Vec<Slot>,
+    /// Clean stacks past which [`SizeClass::unmap_spare_chunks`] runs next.
+    unmap_at: usize,
 }
 
 impl SizeClass {
@@ -271,6 +285,7 @@ impl SizeClass {
             low: (LOW_WATER_BYTES / size).min(high - 1),
             warm: VecDeque::new(),
             clean: Vec::new(),
+            unmap_at: 2 * CLEAN_KEEP_CHUNKS * chunk_stacks(size),
         }
     }
 
@@ -297,7 +312,38 @@ impl SizeClass {
         if self.warm.capacity() > 4 * self.high {
             self.warm.shrink_to(2 * self.high);
         }
+        if self.clean.len() >= self.unmap_at {
+            self.unmap_spare_chunks();
+        }
         n * self.size
+    }
+
+    /// Unmaps chunks whose stacks are all clean until about [`CLEAN_KEEP_CHUNKS`] chunks' worth
+    /// of clean stacks remain. The next attempt waits until the clean list doubles, so live
+    /// stacks scattered over every chunk cost a sort now and then, not one per trim.
+    fn unmap_spare_chunks(&mut self) {
+        let per_chunk = chunk_stacks(self.size);
+        let mut excess = self
+            .clean
+            .len()
+            .saturating_sub(CLEAN_KEEP_CHUNKS * per_chunk);
+        if sys::under_valgrind() {
+            // Stacks registered with valgrind stay mapped (and registered) for good.
+            self.unmap_at = usize::MAX;
+            return;
+        }
+        self.clean.sort_unstable_by_key(|s| s.bottom);
+        let mut kept = Vec::with_capacity(self.clean.len());
+        for run in self.clean.chunk_by(|a, b| a.chunk == b.chunk) {
+            if excess > 0 && run.len() == per_chunk {
+                sys::unmap(run[0].chunk, per_chunk * self.size);
+                excess = excess.saturating_sub(per_chunk);
+            } else {
+                kept.extend_from_slice(run);
+            }
+        }
+        self.clean = kept;
+        self.unmap_at = (2 * self.clean.len()).max(2 * CLEAN_KEEP_CHUNKS * per_chunk);
     }
 }
 
@@ -307,12 +353,11 @@ fn release(slots: &[Slot]) {
     sys::release_pages(&ranges);
 }
 
-/// Trims `slots` and puts them on the global list.
+/// Puts clean stacks on the global list.
 fn orphan(slots: Vec<Slot>) {
     if slots.is_empty() {
         return;
     }
-    release(&slots);
     ORPHANS
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -334,10 +379,7 @@ fn refill(size: usize) -> io::Result<Slot> {
         }
     });
     if let Some(rest) = rest {
-        ORPHANS
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend(rest);
+        orphan(rest);
     }
     Ok(first)
 }
@@ -352,9 +394,15 @@ fn adopt_orphans(size: usize) -> Vec<Slot> {
     mine
 }
 
-/// Maps one chunk of stacks of `size` bytes and installs their guard pages.
+/// How many stacks of `size` bytes a chunk holds.
+fn chunk_stacks(size: usize) -> usize {
+    (CHUNK_BYTES / size).clamp(1, CHUNK_STACKS)
+}
+
+/// Maps one chunk of stacks of `size` bytes and installs their guard pages. A chunk whose
+/// guards could not all be installed is cut short (and so is never unmapped whole).
 fn map_chunk(size: usize) -> io::Result<Vec<Slot>> {
-    let count = (CHUNK_BYTES / size).clamp(1, CHUNK_STACKS);
+    let count = chunk_stacks(size);
     let bytes = count
         .checked_mul(size)
         .ok_or_else(|| io::Error::new(io::ErrorKind::OutOfMemory, "stack size too large"))?;
@@ -374,6 +422,7 @@ fn map_chunk(size: usize) -> io::Result<Vec<Slot>> {
         .map(|i| Slot {
             bottom: base + i * size,
             size,
+            chunk: base,
         })
         .collect();
     for s in &slots {
@@ -433,6 +482,33 @@ mod tests {
             assert!(class.warm.len() * size <= HIGH_WATER_BYTES);
             assert!(class.clean.len() >= 2000 - class.high);
         });
+    }
+
+    #[test]
+    fn chunks_whose_stacks_are_all_clean_are_unmapped() {
+        let size = 56 * 1024;
+        let per_chunk = chunk_stacks(size);
+        let stacks: Vec<_> = (0..12 * per_chunk)
+            .map(|_| PooledStack::get(size).unwrap())
+            .collect();
+        let mut chunks: Vec<usize> = stacks.iter().map(|s| s.slot.chunk).collect();
+        chunks.dedup();
+        assert_eq!(chunks.len(), 12);
+        drop(stacks);
+        POOL.with(|p| {
+            let mut p = p.borrow_mut();
+            let class = p.class(size);
+            assert!(class.clean.len() < 2 * CLEAN_KEEP_CHUNKS * per_chunk);
+        });
+        let unmapped = chunks.iter().filter(|&&c| !is_mapped(c)).count();
+        assert!(unmapped >= 4, "{unmapped} chunks unmapped");
+    }
+
+    fn is_mapped(addr: usize) -> bool {
+        let mut vec = 0u8;
+        // SAFETY: mincore writes one byte (one page) into `vec`; on an unmapped page it fails
+        // with ENOMEM and writes nothing.
+        unsafe { libc::mincore(addr as *mut libc::c_void, page_size(), &mut vec) == 0 }
     }
 
     #[test]
