@@ -22,7 +22,8 @@
 //!   an `Rc`.
 //! - **Verbs.** `put` / `try_put` / `put_timeout`, `get` / `try_get` / `get_timeout`, `acquire` /
 //!   `try_acquire` / `acquire_timeout`: the plain verb waits, `try_` never waits, `_timeout`
-//!   waits at most that long.
+//!   waits at most that long (a timeout too large to add to `Instant::now()`, such as
+//!   `Duration::MAX`, waits forever).
 //! - **Errors hand values back**: a failed put returns its item inside the error
 //!   ([`TryPutError::Full`], [`PutTimeoutError::Timeout`], [`PutError`] for a closed queue).
 //! - **Closing.** [`Queue::close`] and [`Channel::close`] wake everyone: puts fail from then on,
@@ -30,7 +31,15 @@
 //! - **Nothing is lost when a waiter dies.** A waiter that is killed or times out leaves the
 //!   primitive as it found it. Wake-ups never carry an item or a permit: a release or a put
 //!   updates the state and wakes the longest waiter, which takes what it finds when it runs; a
-//!   woken waiter that dies first passes its wake-up to the next one.
+//!   woken waiter that dies (or gives up) before using its wake-up passes it to the next one.
+//!   A [`Channel`] putter's item waits with it and comes back in the error if nobody took it.
+//! - **One wake-up per unit of progress.** A put wakes one getter, a get one putter (for a
+//!   [`Channel`], exactly the putter whose item it took), a release one waiter; only `set`,
+//!   `close` and the end of `Queue::join`'s work wake everyone. Joining and leaving a wait
+//!   costs O(1), so a hundred thousand waiters drain in linear time.
+//! - **Waits interrupted while unwinding.** When a kill or timeout reaches a task that is
+//!   already unwinding (it waits inside a `Drop`), a `_timeout` call gives up as if it timed
+//!   out, and a call without a timeout keeps waiting.
 //! - **Fairness.** Waiters are woken in FIFO order, but a task that is running may take a freed
 //!   permit or item before the woken waiter runs (no hand-off): throughput first, as in gevent.
 //! - **Would block forever.** When main waits on a primitive that no task can ever release, the
