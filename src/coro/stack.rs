@@ -16,6 +16,8 @@ use std::sync::Mutex;
 
 use corosensei::stack::{Stack, StackPointer};
 
+use crate::hub::sys::syscall;
+
 /// `MADV_GUARD_INSTALL` (Linux 6.13); not yet in every `libc` release.
 const MADV_GUARD_INSTALL: libc::c_int = 102;
 

@@ -7,8 +7,16 @@
 //! - a notifier another thread can poke to interrupt `wait`.
 //!
 //! Only Linux's epoll is implemented; this module picks it.
+//!
+//! This module is also the home of [`syscall!`], the one way grove calls libc. The macro
+//! expands to an `unsafe` block, so the compiler accepts it only where unsafe code is allowed:
+//! here and in `coro/` (stacks), which import it explicitly (`use crate::hub::sys::syscall`).
+//! Every other module denies unsafe code, and a `syscall!` there does not compile.
 
 mod epoll;
 pub(crate) mod socket;
+mod syscall;
 
 pub(crate) use epoll::{Event, EventFd, Poller};
+pub(crate) use syscall::syscall;
+
