@@ -15,22 +15,26 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+#![deny(unsafe_code)]
+
 use std::io;
 use std::os::fd::{OwnedFd, RawFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::hub::reactor::Interest;
+use crate::hub::reactor::{deadline_error, is_deadline, Interest, Share};
 use crate::hub::sys::socket::{poll_now, Readiness};
 use crate::hub::sys::Poller;
-use crate::net::evented::{Evented, Share};
+use crate::hub::timers::deadline_after;
+use crate::net::evented::Evented;
 
 /// Parks the task until at least one fd in `readers` is readable or one in `writers` is
 /// writable, or `timeout` passes; returns the ready fds of each list (both empty on timeout),
 /// in the order given.
 ///
 /// Works on any fd (sockets, pipes, terminals, grove's own sockets); readiness is
-/// level-triggered, as in Python. `Some(Duration::ZERO)` polls without parking. With both
-/// lists empty it sleeps for `timeout`.
+/// level-triggered, as in Python. `Some(Duration::ZERO)` polls without parking; a timeout too
+/// large to add to the clock (`Duration::MAX`) waits forever, like `None`. With both lists
+/// empty it sleeps for `timeout`.
 ///
 /// # Errors
 /// `InvalidInput` if an fd is not open, or if both lists are empty and there is no timeout
@@ -55,12 +59,12 @@ pub fn select(
     }
     match wait_any(&fds, timeout) {
         Ok(ready) => Ok(split(&fds, &ready)),
-        Err(e) if e.kind() == io::ErrorKind::TimedOut => Ok((Vec::new(), Vec::new())),
+        Err(e) if is_deadline(&e) => Ok((Vec::new(), Vec::new())),
         Err(e) => Err(e),
     }
 }
 
-/// Parks until one of `fds` (fd, read, write) is ready; `TimedOut` after `timeout`.
+/// Parks until one of `fds` (fd, read, write) is ready; [`deadline_error`] after `timeout`.
 pub(crate) fn wait_any(
     fds: &[(RawFd, bool, bool)],
     timeout: Option<Duration>,
@@ -70,12 +74,12 @@ pub(crate) fn wait_any(
         return if any(&ready) {
             Ok(ready)
         } else {
-            Err(io::ErrorKind::TimedOut.into())
+            Err(deadline_error())
         };
     }
-    let deadline = timeout.map(|t| Instant::now() + t);
+    let deadline = timeout.and_then(deadline_after);
     let set: Evented<OwnedFd> = Evented::new(Poller::interest_set(fds)?)?;
-    set.io_until(Interest::Read, Share::Shared, || deadline, &mut |_| {
+    set.io_until(Interest::Read, Share::Shared, deadline, |_| {
         let ready = poll_now(fds)?;
         match any(&ready) {
             true => Ok(ready),

@@ -19,4 +19,3 @@ mod syscall;
 
 pub(crate) use epoll::{Event, EventFd, Poller};
 pub(crate) use syscall::syscall;
-
