@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::sys::{Event, EventFd, Poller};
-use super::timers::deadline_after;
+use super::timers::{deadline_after, Action};
 use super::wait::{WaitQueue, Waited};
 use super::Waker;
 use crate::coro::fiber::WakeReason;
@@ -388,6 +388,26 @@ impl Remote {
     }
 }
 
+/// Undoes a [`Reactor::wait_job`] that is left by unwinding: cancels its timer and forgets the
+/// job (its result is dropped on the worker).
+struct JobWait<'a> {
+    reactor: &'a Reactor,
+    id: u64,
+    timer: Option<super::timers::TimerKey>,
+    unwinding: bool,
+}
+
+impl Drop for JobWait<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.timer.take() {
+            super::cancel_timer(key);
+        }
+        if self.unwinding {
+            self.reactor.remote_jobs.borrow_mut().remove(&self.id);
+        }
+    }
+}
+
 /// The hub's I/O and cross-thread event source.
 pub(crate) struct Reactor {
     sys: OnceCell<Sys>,
@@ -491,26 +511,35 @@ impl Reactor {
         id
     }
 
-    /// Parks the current task until job `id` completes. The job's record is removed on return
-    /// (also when the task is killed while waiting).
-    pub(crate) fn wait_job(&self, id: u64, what: &'static str) {
-        struct Forget<'a>(&'a Reactor, u64);
-        impl Drop for Forget<'_> {
-            fn drop(&mut self) {
-                self.0.remote_jobs.borrow_mut().remove(&self.1);
+    /// Parks the current task until job `id` completes (true) or `deadline` passes (false; the
+    /// job stays recorded, so the caller may wait again). The record is removed when the job
+    /// completes, and when the task unwinds out of the wait (killed, timed out).
+    pub(crate) fn wait_job(&self, id: u64, what: &'static str, deadline: Option<Instant>) -> bool {
+        let mut wait = JobWait {
+            reactor: self,
+            id,
+            timer: None,
+            unwinding: true,
+        };
+        let done = loop {
+            let waker = super::current_waker();
+            match self.remote_jobs.borrow_mut().get_mut(&id) {
+                Some(slot) => *slot = Some(waker.clone()),
+                None => break true,
             }
-        }
-        let _forget = Forget(self, id);
-        loop {
-            {
-                let mut jobs = self.remote_jobs.borrow_mut();
-                match jobs.get_mut(&id) {
-                    Some(slot) => *slot = Some(super::current_waker()),
-                    None => return,
-                }
+            wait.timer = deadline.map(|at| super::add_timer(at, Action::Wake(waker)));
+            let reason = super::park(what);
+            if let Some(key) = wait.timer.take() {
+                super::cancel_timer(key);
             }
-            super::park(what);
-        }
+            // Interrupted (a kill reaching a task that is already unwinding): this wait cannot
+            // fail, so it goes on.
+            if reason == WakeReason::TimedOut {
+                break !self.remote_jobs.borrow().contains_key(&id);
+            }
+        };
+        wait.unwinding = false;
+        done
     }
 
     /// Whether some task waits on I/O.
