@@ -3,7 +3,7 @@
 //! ```
 //! use std::io::Write;
 //! use std::os::fd::AsRawFd;
-//! use std::time::Duration;
+//! use std::time::{Duration, Instant};
 //! use grove::net::UnixStream;
 //!
 //! let (a, mut b) = UnixStream::pair()?;
@@ -19,7 +19,7 @@
 
 use std::io;
 use std::os::fd::{OwnedFd, RawFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::hub::reactor::{deadline_error, is_deadline, Interest, Share};
 use crate::hub::sys::socket::{poll_now, Readiness};
@@ -35,6 +35,10 @@ use crate::net::evented::Evented;
 /// level-triggered, as in Python. `Some(Duration::ZERO)` polls without parking; a timeout too
 /// large to add to the clock (`Duration::MAX`) waits forever, like `None`. With both lists
 /// empty it sleeps for `timeout`.
+///
+/// A process out of file descriptors can still `select`: the wait normally needs one fd of its
+/// own (an epoll set of the fds given); without it, `select` polls instead (1 ms doubling to
+/// 50 ms between tries), so a server keeps serving the clients it has.
 ///
 /// # Errors
 /// `InvalidInput` if an fd is not open, or if both lists are empty and there is no timeout
@@ -78,7 +82,12 @@ pub(crate) fn wait_any(
         };
     }
     let deadline = timeout.and_then(deadline_after);
-    let set: Evented<OwnedFd> = Evented::new(Poller::interest_set(fds)?)?;
+    let set = Poller::interest_set(fds).and_then(Evented::<OwnedFd>::new);
+    let set = match set {
+        Ok(set) => set,
+        Err(e) if out_of_fds(&e) => return poll_until(fds, deadline),
+        Err(e) => return Err(e),
+    };
     set.io_until(Interest::Read, Share::Shared, deadline, |_| {
         let ready = poll_now(fds)?;
         match any(&ready) {
@@ -86,6 +95,39 @@ pub(crate) fn wait_any(
             false => Err(io::ErrorKind::WouldBlock.into()),
         }
     })
+}
+
+/// Whether creating the interest set failed for lack of fds or memory (`EMFILE`, `ENFILE`,
+/// `ENOMEM`): then `select` still works, by polling.
+fn out_of_fds(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM)
+    )
+}
+
+/// Waits without an fd of its own: asks the kernel with `poll(2)` (no timeout), sleeping
+/// between tries, 1 ms doubling to 50 ms, until an fd is ready or `deadline` passes. Only for a
+/// process out of file descriptors, so that a server keeps serving the clients it has.
+fn poll_until(
+    fds: &[(RawFd, bool, bool)],
+    deadline: Option<Instant>,
+) -> io::Result<Vec<Readiness>> {
+    log::debug!("grove: select: no fd for an interest set; polling");
+    let mut step = Duration::from_millis(1);
+    loop {
+        let ready = poll_now(fds)?;
+        if any(&ready) {
+            return Ok(ready);
+        }
+        let nap = match deadline {
+            Some(d) if Instant::now() >= d => return Err(deadline_error()),
+            Some(d) => step.min(d.saturating_duration_since(Instant::now())),
+            None => step,
+        };
+        crate::sleep(nap);
+        step = (step * 2).min(Duration::from_millis(50));
+    }
 }
 
 fn any(ready: &[Readiness]) -> bool {
