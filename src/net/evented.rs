@@ -93,7 +93,7 @@ impl<T: AsRawFd> Evented<T> {
     ) -> io::Result<R> {
         let io = &self.io;
         self.source()
-            .io(dir, share, Deadline::At(deadline), &mut || op(io))
+            .io(dir, share, Deadline::At(deadline), || op(io))
     }
 }
 

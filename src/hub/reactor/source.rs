@@ -48,18 +48,23 @@ pub(crate) enum Deadline {
 /// One direction (read or write) of a registered fd, and everything a task needs to wait on
 /// it: the readiness the reactor last reported, the queue of tasks parked for it, the timeout
 /// that bounds their waits, whose turn it is, and whether the fd was closed.
+///
+/// Laid out (`repr(C)`) with what every event and every call touches first — the flags, then
+/// the wait queue — and the timeout, read only when a call parks, last: in a [`Source`] both
+/// directions' hot fields then share as few cache lines as they can.
+#[repr(C)]
 pub(crate) struct Direction {
-    interest: Interest,
     /// Readiness is known (an edge arrived, or nothing has said `EAGAIN` yet).
     ready: Cell<bool>,
     /// The peer closed its side (reads only): that edge comes once, so readiness stays set.
     hup: Cell<bool>,
     /// The fd was closed (deregistered): waits fail.
     closed: Cell<bool>,
-    timeout: Cell<Option<Duration>>,
     /// A task holds the exclusive turn to wait in this direction (streams).
     busy: Cell<bool>,
+    interest: Interest,
     waiters: WaitQueue,
+    timeout: Cell<Option<Duration>>,
 }
 
 /// Why a wait in one direction ended without readiness.
@@ -117,17 +122,20 @@ impl Direction {
     /// The loop every I/O call runs: try `op`; on `WouldBlock` forget readiness and park until
     /// the reactor reports this direction ready, the fd is closed (`NotConnected`), the
     /// deadline passes, or an interrupt reaches a task that is already unwinding
-    /// ([`super::interrupted_error`]); then try again.
+    /// ([`crate::hub::interrupted_error`]); then try again.
     ///
     /// In `nonblocking` mode `op` is tried once, without consulting the readiness flag (it only
     /// saves syscalls before a park; a caller that polls must see data that arrived since the
     /// flag was cleared), and `WouldBlock` is returned as is.
+    ///
+    /// Inlined into each I/O method, so `op` is a direct call; the park is out of line.
+    #[inline]
     pub(crate) fn io<R>(
         &self,
         share: Share,
         nonblocking: bool,
         deadline: Deadline,
-        op: &mut dyn FnMut() -> io::Result<R>,
+        mut op: impl FnMut() -> io::Result<R>,
     ) -> io::Result<R> {
         let mut at = None;
         let mut turn = None;
@@ -145,19 +153,31 @@ impl Direction {
             if nonblocking {
                 return Err(io::ErrorKind::WouldBlock.into());
             }
-            if share == Share::Exclusive && turn.is_none() {
-                turn = Some(Turn::take(self)?);
-            }
-            let at = *at.get_or_insert_with(|| match deadline {
-                Deadline::Own => self.timeout.get().and_then(deadline_after),
-                Deadline::At(at) => at,
-            });
-            match self.wait(at) {
-                Ok(()) => {}
-                Err(Stop::Closed) => return Err(closed_error()),
-                Err(Stop::Interrupted) => return Err(crate::hub::interrupted_error()),
-                Err(Stop::Deadline) => return Err(self.timed_out(deadline)),
-            }
+            self.park(share, deadline, &mut at, &mut turn)?;
+        }
+    }
+
+    /// One park of [`Direction::io`]: takes the exclusive turn if needed (kept in `turn` until
+    /// the call returns), fixes the deadline on the first park (kept in `at`), and waits.
+    fn park<'a>(
+        &'a self,
+        share: Share,
+        deadline: Deadline,
+        at: &mut Option<Option<Instant>>,
+        turn: &mut Option<Turn<'a>>,
+    ) -> io::Result<()> {
+        if share == Share::Exclusive && turn.is_none() {
+            *turn = Some(Turn::take(self)?);
+        }
+        let at = *at.get_or_insert_with(|| match deadline {
+            Deadline::Own => self.timeout.get().and_then(deadline_after),
+            Deadline::At(at) => at,
+        });
+        match self.wait(at) {
+            Ok(()) => Ok(()),
+            Err(Stop::Closed) => Err(closed_error()),
+            Err(Stop::Interrupted) => Err(crate::hub::interrupted_error()),
+            Err(Stop::Deadline) => Err(self.timed_out(deadline)),
         }
     }
 
@@ -240,13 +260,15 @@ impl Drop for Turn<'_> {
     }
 }
 
-/// One registered fd: its two directions, and the socket-wide non-blocking mode.
+/// One registered fd: its two directions, and the socket-wide non-blocking mode. The
+/// directions come first (`repr(C)`), so their hot fields sit together (see [`Direction`]).
+#[repr(C)]
 pub(crate) struct Source {
-    fd: RawFd,
-    token: u64,
-    nonblocking: Cell<bool>,
     read: Direction,
     write: Direction,
+    token: u64,
+    fd: RawFd,
+    nonblocking: Cell<bool>,
 }
 
 impl Source {
@@ -254,11 +276,11 @@ impl Source {
     /// the syscall).
     pub(super) fn new(fd: RawFd, token: u64) -> Source {
         Source {
-            fd,
-            token,
-            nonblocking: Cell::new(false),
             read: Direction::new(Interest::Read),
             write: Direction::new(Interest::Write),
+            token,
+            fd,
+            nonblocking: Cell::new(false),
         }
     }
 
@@ -302,7 +324,7 @@ impl Source {
         interest: Interest,
         share: Share,
         deadline: Deadline,
-        op: &mut dyn FnMut() -> io::Result<R>,
+        op: impl FnMut() -> io::Result<R>,
     ) -> io::Result<R> {
         let nonblocking = self.nonblocking.get();
         self.dir(interest).io(share, nonblocking, deadline, op)
