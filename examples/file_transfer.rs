@@ -5,18 +5,26 @@
 //! use a fixed, portable one: the file name as UTF-8, padded with NUL bytes to exactly 36 bytes;
 //! then the file size as an 8-byte big-endian `u64`; then the bytes of the file. The server
 //! reads exactly that many bytes and answers `OK <bytes>\n` or `ERR <reason>\n`. It refuses
-//! (with a logged error) a name that is empty or contains '/', '\\', '..' or NUL.
+//! (with a logged error) a name that is empty, starts with '.', or contains '/', '\\', '..' or
+//! NUL.
+//!
+//! An upload is written to a temporary file and renamed into place only when complete. No
+//! client can name, predict or reach another's temporary file: they live in a private
+//! directory (mode 0700, a random name starting with '.', which no upload may use), each
+//! created with `create_new` (never opening an existing file) under a random name.
 //!
 //! Run: `cargo run --release --example file_transfer -- --demo` (server and three concurrent
 //! uploads in one process), or `file_transfer server DIR` and `file_transfer client FILE`.
 //! Add `RUST_LOG=grove=debug` to watch the hub.
 
+use std::collections::hash_map::RandomState;
 use std::fs::{self, File};
+use std::hash::BuildHasher;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::exit;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use grove::net::{StreamServer, TcpStream};
@@ -29,7 +37,7 @@ usage: file_transfer server DIR [--port N]   save uploads into DIR (port 5568 de
 const NAME_LEN: usize = 36;
 
 /// Uploads `data` (`size` bytes) under `name`; returns the server's answer.
-fn upload(addr: &str, name: &str, size: u64, mut data: impl Read) -> io::Result<String> {
+pub fn upload(addr: &str, name: &str, size: u64, mut data: impl Read) -> io::Result<String> {
     if name.len() > NAME_LEN {
         return Err(invalid(format!(
             "name longer than {NAME_LEN} bytes: {name}"
@@ -47,8 +55,8 @@ fn upload(addr: &str, name: &str, size: u64, mut data: impl Read) -> io::Result<
 }
 
 /// The server's handler: receive one upload, answer, close.
-fn receive(mut conn: TcpStream, peer: SocketAddr, dir: &Path) {
-    let answer = match save(&mut conn, peer, dir) {
+fn receive(mut conn: TcpStream, peer: SocketAddr, dir: &Path, staging: &Staging) {
+    let answer = match save(&mut conn, peer, dir, staging) {
         Ok((name, n)) => {
             println!("[server] saved {name:?}: {n} bytes from {peer}");
             format!("OK {n}\n")
@@ -61,7 +69,12 @@ fn receive(mut conn: TcpStream, peer: SocketAddr, dir: &Path) {
     let _ = conn.write_all(answer.as_bytes()); // the client may be gone; nothing to do then
 }
 
-fn save(conn: &mut TcpStream, peer: SocketAddr, dir: &Path) -> io::Result<(String, u64)> {
+fn save(
+    conn: &mut TcpStream,
+    peer: SocketAddr,
+    dir: &Path,
+    staging: &Staging,
+) -> io::Result<(String, u64)> {
     conn.set_read_timeout(Some(Duration::from_secs(30)))?; // a stalled client gives up its task
     let mut header = [0; NAME_LEN + 8];
     conn.read_exact(&mut header)
@@ -78,11 +91,11 @@ fn save(conn: &mut TcpStream, peer: SocketAddr, dir: &Path) -> io::Result<(Strin
         }
     };
     println!("[server] receiving {name:?} ({size} bytes) from {peer}");
-    // Write under a temporary name and rename when complete: a half upload never shows.
+    // Write a private temporary file and rename it when complete: a half upload never shows.
     // (Writes to a local file land in the page cache and return quickly; for a slow disk,
     // use `grove::threadpool::spawn_blocking`, which parks only this task.)
-    let part = dir.join(format!(".{name}.{}.part", peer.port()));
-    let saved = File::create(&part).and_then(|mut file| io::copy(&mut body, &mut file));
+    let (part, file) = staging.create()?;
+    let saved = io::copy(&mut body, &mut &file);
     match saved {
         Ok(n) if n == size => fs::rename(&part, dir.join(&name)).map(|()| (name, n)),
         Ok(n) => Err(invalid(format!(
@@ -91,6 +104,52 @@ fn save(conn: &mut TcpStream, peer: SocketAddr, dir: &Path) -> io::Result<(Strin
         Err(e) => Err(e),
     }
     .inspect_err(|_| drop(fs::remove_file(&part)))
+}
+
+/// A private directory for uploads in progress, inside the upload directory (so a rename
+/// into place never crosses file systems). Its name starts with '.', so no upload can name
+/// it or anything in it.
+pub struct Staging {
+    dir: PathBuf,
+    random: RandomState,
+}
+
+impl Staging {
+    /// Creates `.incoming-<random>` in `dir`, readable only by this user.
+    pub fn new(dir: &Path) -> io::Result<Staging> {
+        let random = RandomState::new();
+        loop {
+            let path = dir.join(format!(
+                ".incoming-{:016x}",
+                random.hash_one(Instant::now())
+            ));
+            match fs::DirBuilder::new().mode(0o700).create(&path) {
+                Ok(()) => return Ok(Staging { dir: path, random }),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// A new, empty temporary file with an unpredictable name that did not exist before.
+    fn create(&self) -> io::Result<(PathBuf, File)> {
+        loop {
+            let name = format!("{:016x}", self.random.hash_one(Instant::now()));
+            let path = self.dir.join(name);
+            let mut options = fs::OpenOptions::new();
+            match options.write(true).create_new(true).mode(0o600).open(&path) {
+                Ok(file) => return Ok((path, file)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// The name from the NUL-padded header field, or why it is refused.
@@ -104,6 +163,7 @@ fn file_name(field: &[u8]) -> Result<String, String> {
         _ if name.contains(['/', '\\']) => {
             Err(format!("file name contains a path separator: {name:?}"))
         }
+        _ if name.starts_with('.') => Err(format!("file name starts with '.': {name:?}")),
         _ => Ok(name.to_string()),
     }
 }
@@ -112,10 +172,12 @@ fn invalid(msg: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg.into())
 }
 
-fn serve(dir: PathBuf, port: u16) -> io::Result<StreamServer> {
-    let dir = Rc::new(dir);
+/// Starts a server saving uploads into `dir` (its private staging directory is removed when
+/// the server and all its handlers are gone).
+pub fn serve(dir: PathBuf, port: u16) -> io::Result<StreamServer> {
+    let staging = Staging::new(&dir)?;
     let server = StreamServer::bind(("127.0.0.1", port), move |conn, peer| {
-        receive(conn, peer, &dir)
+        receive(conn, peer, &dir, &staging)
     })?;
     server.start();
     Ok(server)

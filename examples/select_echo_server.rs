@@ -25,18 +25,31 @@ usage: select_echo_server [PORT] [--port N] [--demo]
 /// said they are ready, so `accept` and `read` return at once (at worst parking for an
 /// instant while the hub catches up). A client that never reads its replies would stall
 /// `write_all`, and with it this whole loop: that is the price of serving in one task.
-fn serve(listener: TcpListener) -> io::Result<()> {
+///
+/// When `accept` fails for want of a resource (`EMFILE`: out of file descriptors), the loop
+/// stops watching the listener for a while (5 ms, doubling up to 1 s) and keeps serving the
+/// clients it has; the waiting client is accepted once an fd is free again.
+pub fn serve(listener: TcpListener) -> io::Result<()> {
     let mut clients: HashMap<RawFd, (TcpStream, SocketAddr)> = HashMap::new();
     let mut buf = [0; 4096];
+    let mut pause = Pause::default();
     loop {
-        let mut readers = vec![listener.as_raw_fd()];
-        readers.extend(clients.keys());
-        let (readable, _) = grove::select::select(&readers, &[], None)?;
+        let mut readers: Vec<RawFd> = clients.keys().copied().collect();
+        if pause.over() {
+            readers.push(listener.as_raw_fd());
+        }
+        let (readable, _) = grove::select::select(&readers, &[], pause.left())?;
         for fd in readable {
             if fd == listener.as_raw_fd() {
-                let (conn, peer) = listener.accept()?;
-                println!("[server] {peer} connected (clients: {})", clients.len() + 1);
-                clients.insert(conn.as_raw_fd(), (conn, peer));
+                match listener.accept() {
+                    Ok((conn, peer)) => {
+                        pause = Pause::default();
+                        println!("[server] {peer} connected (clients: {})", clients.len() + 1);
+                        clients.insert(conn.as_raw_fd(), (conn, peer));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
+                    Err(e) => pause.start(e),
+                }
                 continue;
             }
             let (conn, peer) = clients.get_mut(&fd).expect("select returned a known fd");
@@ -54,6 +67,39 @@ fn serve(listener: TcpListener) -> io::Result<()> {
                 println!("[server] {peer}: {why} (clients: {})", clients.len());
             }
         }
+    }
+}
+
+/// Accepting paused after an error: until when, and for how long next time.
+#[derive(Default)]
+struct Pause {
+    until: Option<Instant>,
+    next: Option<Duration>,
+}
+
+impl Pause {
+    fn start(&mut self, e: io::Error) {
+        let d = self.next.unwrap_or(Duration::from_millis(5));
+        log::warn!("accept failed ({e}); not accepting for {d:?}, still serving clients");
+        self.until = Some(Instant::now() + d);
+        self.next = Some((d * 2).min(Duration::from_secs(1)));
+    }
+
+    /// Whether accepting may resume (the pause, if any, has ended).
+    fn over(&mut self) -> bool {
+        if self.until.is_some_and(|t| Instant::now() >= t) {
+            self.until = None;
+        }
+        self.until.is_none()
+    }
+
+    /// How long `select` may wait: until the pause ends (forever when not paused).
+    fn left(&self) -> Option<Duration> {
+        let t = self.until?;
+        Some(
+            t.saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1)),
+        )
     }
 }
 

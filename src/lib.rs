@@ -88,9 +88,6 @@
 #![deny(missing_docs, unsafe_op_in_unsafe_fn, unsafe_code)]
 #![warn(clippy::undocumented_unsafe_blocks, missing_debug_implementations)]
 
-#[macro_use]
-mod sys;
-
 // The only modules allowed `unsafe`: stacks and stack switching here, syscalls in `hub::sys`.
 #[allow(unsafe_code)]
 mod coro;

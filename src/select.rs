@@ -3,7 +3,7 @@
 //! ```
 //! use std::io::Write;
 //! use std::os::fd::AsRawFd;
-//! use std::time::Duration;
+//! use std::time::{Duration, Instant};
 //! use grove::net::UnixStream;
 //!
 //! let (a, mut b) = UnixStream::pair()?;
@@ -15,22 +15,30 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+#![deny(unsafe_code)]
+
 use std::io;
 use std::os::fd::{OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use crate::hub::reactor::Interest;
+use crate::hub::reactor::{deadline_error, is_deadline, Interest, Share};
 use crate::hub::sys::socket::{poll_now, Readiness};
 use crate::hub::sys::Poller;
-use crate::net::evented::{Evented, Share};
+use crate::hub::timers::deadline_after;
+use crate::net::evented::Evented;
 
 /// Parks the task until at least one fd in `readers` is readable or one in `writers` is
 /// writable, or `timeout` passes; returns the ready fds of each list (both empty on timeout),
 /// in the order given.
 ///
 /// Works on any fd (sockets, pipes, terminals, grove's own sockets); readiness is
-/// level-triggered, as in Python. `Some(Duration::ZERO)` polls without parking. With both
-/// lists empty it sleeps for `timeout`.
+/// level-triggered, as in Python. `Some(Duration::ZERO)` polls without parking; a timeout too
+/// large to add to the clock (`Duration::MAX`) waits forever, like `None`. With both lists
+/// empty it sleeps for `timeout`.
+///
+/// A process out of file descriptors can still `select`: the wait normally needs one fd of its
+/// own (an epoll set of the fds given); without it, `select` polls instead (1 ms doubling to
+/// 50 ms between tries), so a server keeps serving the clients it has.
 ///
 /// # Errors
 /// `InvalidInput` if an fd is not open, or if both lists are empty and there is no timeout
@@ -55,12 +63,12 @@ pub fn select(
     }
     match wait_any(&fds, timeout) {
         Ok(ready) => Ok(split(&fds, &ready)),
-        Err(e) if e.kind() == io::ErrorKind::TimedOut => Ok((Vec::new(), Vec::new())),
+        Err(e) if is_deadline(&e) => Ok((Vec::new(), Vec::new())),
         Err(e) => Err(e),
     }
 }
 
-/// Parks until one of `fds` (fd, read, write) is ready; `TimedOut` after `timeout`.
+/// Parks until one of `fds` (fd, read, write) is ready; [`deadline_error`] after `timeout`.
 pub(crate) fn wait_any(
     fds: &[(RawFd, bool, bool)],
     timeout: Option<Duration>,
@@ -70,18 +78,56 @@ pub(crate) fn wait_any(
         return if any(&ready) {
             Ok(ready)
         } else {
-            Err(io::ErrorKind::TimedOut.into())
+            Err(deadline_error())
         };
     }
-    let deadline = timeout.map(|t| Instant::now() + t);
-    let set: Evented<OwnedFd> = Evented::new(Poller::interest_set(fds)?)?;
-    set.io_until(Interest::Read, Share::Shared, || deadline, &mut |_| {
+    let deadline = timeout.and_then(deadline_after);
+    let set = Poller::interest_set(fds).and_then(Evented::<OwnedFd>::new);
+    let set = match set {
+        Ok(set) => set,
+        Err(e) if out_of_fds(&e) => return poll_until(fds, deadline),
+        Err(e) => return Err(e),
+    };
+    set.io_until(Interest::Read, Share::Shared, deadline, |_| {
         let ready = poll_now(fds)?;
         match any(&ready) {
             true => Ok(ready),
             false => Err(io::ErrorKind::WouldBlock.into()),
         }
     })
+}
+
+/// Whether creating the interest set failed for lack of fds or memory (`EMFILE`, `ENFILE`,
+/// `ENOMEM`): then `select` still works, by polling.
+fn out_of_fds(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM)
+    )
+}
+
+/// Waits without an fd of its own: asks the kernel with `poll(2)` (no timeout), sleeping
+/// between tries, 1 ms doubling to 50 ms, until an fd is ready or `deadline` passes. Only for a
+/// process out of file descriptors, so that a server keeps serving the clients it has.
+fn poll_until(
+    fds: &[(RawFd, bool, bool)],
+    deadline: Option<Instant>,
+) -> io::Result<Vec<Readiness>> {
+    log::debug!("grove: select: no fd for an interest set; polling");
+    let mut step = Duration::from_millis(1);
+    loop {
+        let ready = poll_now(fds)?;
+        if any(&ready) {
+            return Ok(ready);
+        }
+        let nap = match deadline {
+            Some(d) if Instant::now() >= d => return Err(deadline_error()),
+            Some(d) => step.min(d.saturating_duration_since(Instant::now())),
+            None => step,
+        };
+        crate::sleep(nap);
+        step = (step * 2).min(Duration::from_millis(50));
+    }
 }
 
 fn any(ready: &[Readiness]) -> bool {

@@ -10,12 +10,31 @@
 //! let sum = grove::threadpool::spawn_blocking(|| (1..=100u64).sum::<u64>());
 //! assert_eq!(sum, 5050);
 //! ```
+//!
+//! ## Nested calls and stalls
+//! A job that itself calls [`spawn_blocking`] (or resolves a name with
+//! [`net::lookup_host`](crate::net::lookup_host)) runs the inner call **inline**, on the worker
+//! it already occupies: a worker may block, so nothing is lost, while queueing the inner call
+//! behind the outer one would deadlock as soon as every worker held an outer job (with
+//! `set_max_threads(1)`, at once). Growing the pool for nested calls instead would let a
+//! recursive job start threads without bound.
+//!
+//! Jobs that wait for *each other* (one blocks on a channel another job feeds) can still
+//! exhaust the pool. Such a pool is reported, not silent: a task whose job has not started
+//! after a second logs a warning (`log::warn!`) naming the busy workers, the queue and the
+//! limit, and again at doubling intervals. Raising the limit with [`set_max_threads`] starts
+//! workers for the queued jobs at once.
 
+#![deny(unsafe_code)]
+
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use crate::hub::timers::deadline_after;
 
 /// How many worker threads the pool may run at once unless changed (gevent's default).
 pub const DEFAULT_MAX_THREADS: usize = 10;
@@ -23,7 +42,17 @@ pub const DEFAULT_MAX_THREADS: usize = 10;
 /// How long an idle worker waits for work before it exits.
 const IDLE_EXIT: Duration = Duration::from_secs(10);
 
+/// How long a job may wait to start before the waiting task reports a stalled pool; the
+/// interval doubles after each report, up to [`STALL_REPORT_MAX`].
+const STALL_REPORT: Duration = Duration::from_secs(1);
+const STALL_REPORT_MAX: Duration = Duration::from_secs(60);
+
 static MAX_THREADS: AtomicUsize = AtomicUsize::new(DEFAULT_MAX_THREADS);
+
+thread_local! {
+    /// Set on the pool's worker threads: a `spawn_blocking` there runs inline.
+    static ON_WORKER: Cell<bool> = const { Cell::new(false) };
+}
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -48,9 +77,10 @@ static POOL: Pool = Pool {
 };
 
 /// Sets how many worker threads the pool may run at once (at least 1). Jobs beyond that wait
-/// in a FIFO queue. Takes effect for jobs submitted afterwards.
+/// in a FIFO queue. Raising the limit starts workers for jobs already queued.
 pub fn set_max_threads(n: usize) {
     MAX_THREADS.store(n.max(1), Ordering::Relaxed);
+    start_workers(lock(&POOL.state));
 }
 
 /// The current limit on worker threads.
@@ -60,9 +90,12 @@ pub fn max_threads() -> usize {
 
 /// Runs `f` on a worker thread and parks the calling task (only that task) until it returns.
 ///
-/// Called outside any task, the hub keeps running other tasks while `f` runs. If the calling
-/// task is killed or times out meanwhile, it unwinds at once; `f` still runs to completion on
-/// its worker and its result is dropped there.
+/// Called outside any task, the hub keeps running other tasks while `f` runs. Called on one of
+/// the pool's own workers (from inside a job), `f` runs inline there: see the module docs. If
+/// the calling task is killed or times out meanwhile, it unwinds at once; `f` still runs to
+/// completion on its worker and its result is dropped there. A job that cannot start because
+/// every worker is busy is reported with a `log::warn!` after a second, and again at doubling
+/// intervals.
 ///
 /// # Panics
 /// If `f` panics, the panic is resumed in the caller. Like any blocking call, it panics inside
@@ -72,6 +105,9 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
+    if ON_WORKER.get() {
+        return f();
+    }
     let remote = match crate::hub::with(|hub| hub.reactor.remote()) {
         Ok(r) => r,
         Err(e) => {
@@ -81,18 +117,45 @@ where
     };
     let id = crate::hub::with(|hub| hub.reactor.begin_job());
     let slot = Arc::new(Mutex::new(None));
-    let out = slot.clone();
+    let started = Arc::new(AtomicBool::new(false));
+    let (out, begun) = (slot.clone(), started.clone());
     submit(Box::new(move || {
+        begun.store(true, Ordering::Relaxed);
         let result = panic::catch_unwind(AssertUnwindSafe(f));
         *lock(&out) = Some(result);
         remote.complete(id);
     }));
-    crate::hub::with(|hub| hub.reactor.wait_job(id, "a call on the thread pool"));
+    wait_reporting_stalls(id, &started);
     let result = lock(&slot).take();
     match result.expect("grove: a thread-pool job finished without a result") {
         Ok(v) => v,
         Err(payload) => panic::resume_unwind(payload),
     }
+}
+
+/// Parks until job `id` completes, warning whenever it has waited too long to start.
+fn wait_reporting_stalls(id: u64, started: &AtomicBool) {
+    let queued_at = Instant::now();
+    let mut every = STALL_REPORT;
+    let what = "a call on the thread pool";
+    while !crate::hub::with(|hub| hub.reactor.wait_job(id, what, deadline_after(every))) {
+        if !started.load(Ordering::Relaxed) {
+            report_stall(queued_at.elapsed());
+        }
+        every = (every * 2).min(STALL_REPORT_MAX);
+    }
+}
+
+fn report_stall(waited: Duration) {
+    let st = lock(&POOL.state);
+    let (busy, queued) = (st.threads - st.idle.min(st.threads), st.jobs.len());
+    drop(st);
+    log::warn!(
+        "grove: the thread pool is stalled: a job has waited {waited:.1?} to start; {busy} \
+         worker thread(s) busy (max_threads {}), {queued} job(s) queued. If pool jobs wait for \
+         each other, raise grove::threadpool::set_max_threads",
+        max_threads()
+    );
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -103,39 +166,45 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 fn submit(job: Job) {
     let mut st = lock(&POOL.state);
     st.jobs.push_back(job);
-    let wake = st.idle > 0;
-    let grow = st.jobs.len() > st.idle && st.threads < max_threads();
-    if grow {
-        st.threads += 1;
-    }
-    drop(st);
-    if wake {
+    if st.idle > 0 {
         POOL.work.notify_one();
     }
-    if !grow {
-        return;
-    }
-    let started = std::thread::Builder::new()
-        .name("grove-pool".into())
-        .spawn(worker);
-    if let Err(e) = started {
-        let mut st = lock(&POOL.state);
-        st.threads -= 1;
-        let orphan = if st.threads == 0 {
-            st.jobs.pop_back()
-        } else {
-            None
-        };
-        drop(st);
-        if let Some(job) = orphan {
-            log::warn!("grove: cannot start a pool thread ({e}); running the call inline");
-            job();
+    start_workers(st);
+}
+
+/// Starts workers for the queued jobs no idle worker will take, up to the limit. If not even
+/// one worker exists or can be started, the newest job runs inline on the calling thread.
+fn start_workers(mut st: MutexGuard<'_, State>) {
+    let wanted = st.jobs.len().saturating_sub(st.idle);
+    let room = max_threads().saturating_sub(st.threads);
+    let n = wanted.min(room);
+    st.threads += n;
+    drop(st);
+    for _ in 0..n {
+        let started = std::thread::Builder::new()
+            .name("grove-pool".into())
+            .spawn(worker);
+        if let Err(e) = started {
+            let mut st = lock(&POOL.state);
+            st.threads -= 1;
+            let orphan = if st.threads == 0 {
+                st.jobs.pop_back()
+            } else {
+                None
+            };
+            drop(st);
+            log::warn!("grove: cannot start a pool thread ({e})");
+            if let Some(job) = orphan {
+                log::warn!("grove: no pool thread at all; running the call inline");
+                job();
+            }
         }
     }
 }
 
 /// A worker: runs jobs in FIFO order; exits after [`IDLE_EXIT`] without work.
 fn worker() {
+    ON_WORKER.set(true);
     let mut st = lock(&POOL.state);
     loop {
         if let Some(job) = st.jobs.pop_front() {

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use grove::net::UnixStream;
 
+mod util;
+
 #[test]
 fn select_reports_exactly_the_ready_fds() {
     let pairs: Vec<_> = (0..4).map(|_| UnixStream::pair().unwrap()).collect();
@@ -168,4 +170,32 @@ fn a_nonblocking_accept_sees_a_connection_that_came_after_would_block() {
     assert_eq!(r, [fd]);
     let (stream, _) = listener.accept().unwrap();
     assert_eq!(stream.peer_addr().unwrap(), client.local_addr().unwrap());
+}
+
+#[test]
+fn select_works_when_the_process_is_out_of_fds() {
+    if util::child_scenario().is_some() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let (c, _d) = UnixStream::pair().unwrap();
+        let writer = grove::spawn(move || (&b).write_all(b"x").map(|()| b));
+        // No new fd can be opened now: not the one `select` would wait on.
+        util::set_soft_nofile(3);
+        let ready = grove::select::select(&[a.as_raw_fd()], &[], Some(Duration::from_secs(5)));
+        let start = Instant::now();
+        let timed_out =
+            grove::select::select(&[c.as_raw_fd()], &[], Some(Duration::from_millis(30)));
+        let waited = start.elapsed();
+        util::set_soft_nofile(4096);
+        assert_eq!(ready.unwrap().0, [a.as_raw_fd()]);
+        assert_eq!(timed_out.unwrap(), (vec![], vec![]));
+        assert!(waited >= Duration::from_millis(30), "early: {waited:?}");
+        writer.join().unwrap().unwrap();
+        println!("selected without an fd");
+        return;
+    }
+    let out = util::run_child("select_works_when_the_process_is_out_of_fds", "emfile");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "child failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("selected without an fd"), "{stdout}");
 }

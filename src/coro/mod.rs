@@ -5,4 +5,5 @@ pub(crate) mod fiber;
 pub mod generator;
 pub(crate) mod overflow;
 pub(crate) mod stack;
+pub(crate) mod syscall;
 pub(crate) mod unwind;

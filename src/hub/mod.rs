@@ -633,7 +633,6 @@ pub(crate) fn cancel_timer(key: TimerKey) {
 
 /// The error a blocking I/O call returns when a kill or timeout reached its fiber while that
 /// fiber was already unwinding (the interrupt is not turned into a second unwind).
-#[allow(dead_code)] // adopted by the reactor
 pub(crate) fn interrupted_error() -> std::io::Error {
     std::io::Error::new(
         std::io::ErrorKind::TimedOut,

@@ -1,14 +1,18 @@
 //! The reactor: fd readiness from epoll, and completions from other threads.
 //!
 //! Each cooperative fd is registered once (edge-triggered, read and write together) when it is
-//! wrapped, as a [`Source`]. Readiness is kept per source: an edge that arrives while no task
-//! waits is remembered, so it is never lost. An I/O call tries the syscall first; only on
-//! `EAGAIN` does it [`Source::clear`] that direction and [`Source::wait`]. Tokens carry the slot
-//! index and a generation, so an event for a closed-and-reused fd is ignored. Closing a source
-//! wakes its waiters, which then see an error.
+//! wrapped, as a [`Source`]. A source has two [`Direction`]s, and a direction holds all of its
+//! state in one place: the readiness last reported, the tasks parked for it, its timeout, whose
+//! turn it is, whether the fd was closed — and the one loop every I/O call runs
+//! ([`Direction::io`]): try the syscall; only on `EAGAIN` forget readiness and park; retry until
+//! the deadline. An edge that arrives while no task waits is remembered, so it is never lost.
+//! Tokens carry the slot index and a generation, so an event for a closed-and-reused fd is
+//! ignored. Closing a source wakes its waiters, which then see an error.
 //!
 //! Work finished on other threads (the thread pool) is reported through [`Remote`]: the worker
 //! records the job id and pokes an eventfd; the hub wakes the task waiting for that id.
+
+#![deny(unsafe_code)]
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::BTreeMap;
@@ -19,120 +23,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::sys::{Event, EventFd, Poller};
-use super::wait::{WaitQueue, Waited};
+use super::timers::Action;
 use super::Waker;
 use crate::coro::fiber::WakeReason;
 
+mod source;
+
+pub(crate) use source::{
+    deadline_error, is_deadline, Deadline, Direction, Interest, Share, Source,
+};
+
 const REMOTE_TOKEN: u64 = u64::MAX;
-
-/// A direction of readiness.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Interest {
-    /// Readable (or EOF, hang-up, error).
-    Read,
-    /// Writable (or hang-up, error).
-    Write,
-}
-
-/// One registered fd.
-pub(crate) struct Source {
-    fd: RawFd,
-    token: u64,
-    readable: Cell<bool>,
-    writable: Cell<bool>,
-    closed: Cell<bool>,
-    read_closed: Cell<bool>,
-    readers: WaitQueue,
-    writers: WaitQueue,
-}
-
-impl Source {
-    /// Forgets readiness in one direction after the syscall said `EAGAIN`.
-    pub(crate) fn clear(&self, dir: Interest) {
-        self.flag(dir).set(false);
-    }
-
-    /// Whether the source was closed (deregistered); waits on it fail.
-    pub(crate) fn is_closed(&self) -> bool {
-        self.closed.get()
-    }
-
-    /// Forgets read readiness after a short read emptied the receive queue — unless the peer
-    /// has closed its side, whose edge has been consumed already and will not come again.
-    pub(crate) fn drained(&self) {
-        if !self.read_closed.get() {
-            self.readable.set(false);
-        }
-    }
-
-    /// Whether readiness in `dir` is known.
-    pub(crate) fn is_ready(&self, dir: Interest) -> bool {
-        self.flag(dir).get()
-    }
-
-    /// Parks until `dir` is ready, the source is closed (`NotConnected`), or `deadline` passes
-    /// (`TimedOut`).
-    pub(crate) fn wait(&self, dir: Interest, deadline: Option<Instant>) -> io::Result<()> {
-        loop {
-            if self.closed.get() {
-                return Err(closed_error());
-            }
-            if self.flag(dir).get() {
-                return Ok(());
-            }
-            let what = match dir {
-                Interest::Read => "fd readable",
-                Interest::Write => "fd writable",
-            };
-            let waited = {
-                let _count = IoWaiter::new();
-                self.queue(dir).wait(what, deadline)
-            };
-            if waited == Waited::TimedOut && !self.flag(dir).get() && !self.closed.get() {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "I/O operation timed out",
-                ));
-            }
-        }
-    }
-
-    fn flag(&self, dir: Interest) -> &Cell<bool> {
-        match dir {
-            Interest::Read => &self.readable,
-            Interest::Write => &self.writable,
-        }
-    }
-
-    fn queue(&self, dir: Interest) -> &WaitQueue {
-        match dir {
-            Interest::Read => &self.readers,
-            Interest::Write => &self.writers,
-        }
-    }
-
-    fn on_event(&self, ev: &Event) {
-        if ev.read_closed {
-            self.read_closed.set(true);
-        }
-        if ev.readable {
-            self.readable.set(true);
-            self.readers.notify_all();
-        }
-        if ev.writable {
-            self.writable.set(true);
-            self.writers.notify_all();
-        }
-    }
-}
-
-/// The error a task sees when the fd it waited on was closed under it.
-pub(crate) fn closed_error() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::NotConnected,
-        "the socket was closed by another task while this one waited on it",
-    )
-}
 
 /// Counts a task parked on I/O for as long as it waits (so the hub knows I/O may wake it).
 struct IoWaiter;
@@ -178,6 +79,26 @@ impl Remote {
             done.push(id);
         }
         self.shared.eventfd.notify();
+    }
+}
+
+/// Undoes a [`Reactor::wait_job`] that is left by unwinding: cancels its timer and forgets the
+/// job (its result is dropped on the worker).
+struct JobWait<'a> {
+    reactor: &'a Reactor,
+    id: u64,
+    timer: Option<super::timers::TimerKey>,
+    unwinding: bool,
+}
+
+impl Drop for JobWait<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.timer.take() {
+            super::cancel_timer(key);
+        }
+        if self.unwinding {
+            self.reactor.remote_jobs.borrow_mut().remove(&self.id);
+        }
     }
 }
 
@@ -234,17 +155,7 @@ impl Reactor {
         });
         let gen = self.slots.borrow()[index].0;
         let token = (u64::from(gen) << 32) | index as u64;
-        let source = Rc::new(Source {
-            fd,
-            token,
-            // Unknown readiness counts as ready: the first call tries the syscall.
-            readable: Cell::new(true),
-            writable: Cell::new(true),
-            closed: Cell::new(false),
-            read_closed: Cell::new(false),
-            readers: WaitQueue::new(),
-            writers: WaitQueue::new(),
-        });
+        let source = Rc::new(Source::new(fd, token));
         if let Err(e) = sys.poller.borrow().add(fd, token) {
             self.free.borrow_mut().push(index);
             return Err(e);
@@ -255,13 +166,13 @@ impl Reactor {
 
     /// Unregisters a source before its fd is closed; tasks waiting on it wake with an error.
     pub(crate) fn deregister(&self, source: &Source) {
-        if source.closed.replace(true) {
+        if source.is_closed() {
             return;
         }
         if let Some(sys) = self.sys.get() {
-            sys.poller.borrow().delete(source.fd);
+            sys.poller.borrow().delete(source.fd());
         }
-        let index = (source.token & 0xffff_ffff) as usize;
+        let index = (source.token() & 0xffff_ffff) as usize;
         {
             let mut slots = self.slots.borrow_mut();
             let slot = &mut slots[index];
@@ -269,8 +180,7 @@ impl Reactor {
             slot.1 = None;
         }
         self.free.borrow_mut().push(index);
-        source.readers.notify_all();
-        source.writers.notify_all();
+        source.close();
     }
 
     /// A handle other threads use to report finished jobs.
@@ -288,26 +198,35 @@ impl Reactor {
         id
     }
 
-    /// Parks the current task until job `id` completes. The job's record is removed on return
-    /// (also when the task is killed while waiting).
-    pub(crate) fn wait_job(&self, id: u64, what: &'static str) {
-        struct Forget<'a>(&'a Reactor, u64);
-        impl Drop for Forget<'_> {
-            fn drop(&mut self) {
-                self.0.remote_jobs.borrow_mut().remove(&self.1);
+    /// Parks the current task until job `id` completes (true) or `deadline` passes (false; the
+    /// job stays recorded, so the caller may wait again). The record is removed when the job
+    /// completes, and when the task unwinds out of the wait (killed, timed out).
+    pub(crate) fn wait_job(&self, id: u64, what: &'static str, deadline: Option<Instant>) -> bool {
+        let mut wait = JobWait {
+            reactor: self,
+            id,
+            timer: None,
+            unwinding: true,
+        };
+        let done = loop {
+            let waker = super::current_waker();
+            match self.remote_jobs.borrow_mut().get_mut(&id) {
+                Some(slot) => *slot = Some(waker.clone()),
+                None => break true,
             }
-        }
-        let _forget = Forget(self, id);
-        loop {
-            {
-                let mut jobs = self.remote_jobs.borrow_mut();
-                match jobs.get_mut(&id) {
-                    Some(slot) => *slot = Some(super::current_waker()),
-                    None => return,
-                }
+            wait.timer = deadline.map(|at| super::add_timer(at, Action::Wake(waker)));
+            let reason = super::park(what);
+            if let Some(key) = wait.timer.take() {
+                super::cancel_timer(key);
             }
-            super::park(what);
-        }
+            // Interrupted (a kill reaching a task that is already unwinding): this wait cannot
+            // fail, so it goes on.
+            if reason == WakeReason::TimedOut {
+                break !self.remote_jobs.borrow().contains_key(&id);
+            }
+        };
+        wait.unwinding = false;
+        done
     }
 
     /// Whether some task waits on I/O.

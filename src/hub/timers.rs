@@ -81,7 +81,6 @@ pub(crate) fn timeout_ms(now: Instant, deadline: Instant) -> i32 {
 
 /// `d` from now, or `None` when that instant cannot be represented (`Duration::MAX` and the
 /// like): a deadline that never comes, so callers wait forever instead of panicking.
-#[allow(dead_code)] // used by the sync, net and task layers as they adopt it
 pub(crate) fn deadline_after(d: Duration) -> Option<Instant> {
     Instant::now().checked_add(d)
 }

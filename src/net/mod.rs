@@ -44,6 +44,8 @@
 //! Addresses are resolved with grove's [`ToSocketAddrs`]: literal addresses directly, host
 //! names on the thread pool ([`lookup_host`]), so DNS never stalls the hub.
 
+#![deny(unsafe_code)]
+
 pub(crate) mod evented;
 mod resolve;
 mod server;
@@ -83,7 +85,7 @@ macro_rules! socket_common {
             /// In non-blocking mode, calls that would park return `WouldBlock` instead
             /// (the fd itself always stays non-blocking underneath).
             pub fn set_nonblocking(&self, nonblocking: bool) -> std::io::Result<()> {
-                self.inner.set_nonblocking(nonblocking);
+                self.inner.source().set_nonblocking(nonblocking);
                 Ok(())
             }
 
@@ -96,7 +98,7 @@ macro_rules! socket_common {
 
             /// Whether [`close`](Self::close) was called.
             pub fn is_closed(&self) -> bool {
-                self.inner.is_closed()
+                self.inner.source().is_closed()
             }
 
             /// Takes the pending `SO_ERROR`.
@@ -152,13 +154,15 @@ macro_rules! socket_timeouts {
         impl $ty {
             /// Sets how long a read may park; `None` waits forever. When it expires the read
             /// fails with `WouldBlock` ("read timed out"), the kind std's blocking sockets
-            /// report on Linux. A zero duration is an `InvalidInput` error, as in std.
+            /// report on Linux. A zero duration is an `InvalidInput` error, as in std; a duration
+            /// too large to add to the clock (`Duration::MAX`) waits forever.
             pub fn set_read_timeout(
                 &self,
                 dur: Option<std::time::Duration>,
             ) -> std::io::Result<()> {
                 self.inner
-                    .set_timeout(crate::hub::reactor::Interest::Read, dur)
+                    .dir(crate::hub::reactor::Interest::Read)
+                    .set_timeout(dur)
             }
 
             /// Sets how long a write may park; see [`set_read_timeout`](Self::set_read_timeout).
@@ -167,17 +171,24 @@ macro_rules! socket_timeouts {
                 dur: Option<std::time::Duration>,
             ) -> std::io::Result<()> {
                 self.inner
-                    .set_timeout(crate::hub::reactor::Interest::Write, dur)
+                    .dir(crate::hub::reactor::Interest::Write)
+                    .set_timeout(dur)
             }
 
             /// The read timeout.
             pub fn read_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
-                Ok(self.inner.timeout(crate::hub::reactor::Interest::Read))
+                Ok(self
+                    .inner
+                    .dir(crate::hub::reactor::Interest::Read)
+                    .timeout())
             }
 
             /// The write timeout.
             pub fn write_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
-                Ok(self.inner.timeout(crate::hub::reactor::Interest::Write))
+                Ok(self
+                    .inner
+                    .dir(crate::hub::reactor::Interest::Write)
+                    .timeout())
             }
         }
     };

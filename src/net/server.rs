@@ -7,10 +7,11 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{TcpListener, TcpStream, ToSocketAddrs};
-use crate::hub::wait::WaitQueue;
+use crate::hub::timers::deadline_after;
+use crate::hub::wait::{WaitQueue, Waited};
 use crate::sync::{Event, Group, Semaphore};
 use crate::JoinHandle;
 
@@ -131,7 +132,7 @@ impl StreamServer {
     }
 
     /// How long [`stop`](Self::stop) lets running handlers finish before killing them
-    /// (default 1 s).
+    /// (default 1 s; `Duration::MAX` waits for them forever).
     pub fn stop_timeout(self, d: Duration) -> StreamServer {
         self.inner.stop_timeout.set(d);
         self
@@ -175,11 +176,15 @@ impl StreamServer {
         }
         drop(self.inner.listener.borrow_mut().take());
         let inside = usize::from(self.inner.running.borrow().contains(&current_key()));
-        let deadline = Instant::now() + self.inner.stop_timeout.get();
-        while self.connections() > inside && Instant::now() < deadline {
-            self.inner
-                .handler_done
-                .wait("StreamServer::stop", Some(deadline));
+        // `None`: a stop timeout too large for the clock (`Duration::MAX`) waits forever.
+        let deadline = deadline_after(self.inner.stop_timeout.get());
+        while self.connections() > inside {
+            let waited = self.inner.handler_done.wait("StreamServer::stop", deadline);
+            // Interrupted: this task is being killed while unwinding; stop waiting, as a
+            // deadline would.
+            if matches!(waited, Waited::TimedOut | Waited::Interrupted) {
+                break;
+            }
         }
         self.inner.handlers.kill();
         self.inner.stopped.set();

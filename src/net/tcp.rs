@@ -5,9 +5,11 @@ use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use super::evented::{Evented, Share};
+use crate::hub::timers::deadline_after;
+
+use super::evented::Evented;
 use super::resolve::{each_addr, ToSocketAddrs};
-use crate::hub::reactor::Interest;
+use crate::hub::reactor::{is_deadline, Interest, Share};
 use crate::hub::sys::socket;
 
 /// A TCP listening socket; [`accept`](TcpListener::accept) parks the task until a client
@@ -91,7 +93,8 @@ impl TcpStream {
     }
 
     /// Connects to one address, giving up with `TimedOut` after `timeout`. A zero timeout is an
-    /// `InvalidInput` error, as in std.
+    /// `InvalidInput` error, as in std; one too large to add to the clock (`Duration::MAX`)
+    /// waits as long as the handshake takes.
     pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
         if timeout.is_zero() {
             return Err(io::Error::new(
@@ -99,7 +102,7 @@ impl TcpStream {
                 "cannot set a 0 duration timeout",
             ));
         }
-        TcpStream::connect_until(addr, Some(Instant::now() + timeout))
+        TcpStream::connect_until(addr, deadline_after(timeout))
     }
 
     fn connect_until(addr: &SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {
@@ -114,10 +117,10 @@ impl TcpStream {
             Err(e) => return Err(e),
         }
         // Not writable until the handshake ends; the reactor reports the edge.
-        stream.inner.filled();
+        stream.inner.dir(Interest::Write).clear();
         stream
             .inner
-            .io_until(Interest::Write, Share::Shared, || deadline, &mut |s| {
+            .io_until(Interest::Write, Share::Shared, deadline, |s| {
                 if let Some(e) = s.take_error()? {
                     return Err(e);
                 }
@@ -129,11 +132,9 @@ impl TcpStream {
                     Err(e) => Err(e),
                 }
             })
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::TimedOut => {
-                    io::Error::new(io::ErrorKind::TimedOut, "connection timed out")
-                }
-                _ => e,
+            .map_err(|e| match is_deadline(&e) {
+                true => io::Error::new(io::ErrorKind::TimedOut, "connection timed out"),
+                false => e,
             })?;
         Ok(stream)
     }

@@ -3,9 +3,9 @@
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::evented::{Evented, Share};
+use super::evented::Evented;
 use super::resolve::{each_addr, ToSocketAddrs};
-use crate::hub::reactor::Interest;
+use crate::hub::reactor::{Interest, Share};
 
 /// A UDP socket with std's API. Any number of tasks may wait on one socket: each receive takes
 /// one whole datagram.

@@ -6,8 +6,8 @@ use std::os::unix::net::{self as std_unix, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
-use super::evented::{Evented, Share};
-use crate::hub::reactor::Interest;
+use super::evented::Evented;
+use crate::hub::reactor::{Interest, Share};
 use crate::hub::sys::socket;
 
 /// A Unix-domain listening socket; [`accept`](UnixListener::accept) parks the task.

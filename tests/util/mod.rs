@@ -19,6 +19,42 @@ pub fn run_child(test: &str, scenario: &str) -> Output {
         .expect("re-run the test binary")
 }
 
+/// Like [`run_child`], but a child still running after `limit` is killed and the test fails
+/// with "hung" and what the child printed so far: for scenarios that would hang without the
+/// fix under test.
+#[track_caller]
+pub fn run_child_within(test: &str, scenario: &str, limit: std::time::Duration) -> Output {
+    let exe = std::env::current_exe().expect("test binary path");
+    let child = Command::new(exe)
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, scenario)
+        .env("RUST_BACKTRACE", "0")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("re-run the test binary");
+    let pid = child.id() as libc::pid_t;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.expect("wait for the child"),
+        Err(_) => {
+            // SAFETY: kill takes only integers; `pid` is our child, not yet reaped (the
+            // waiting thread reaps it only after it exits).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let out = rx
+                .recv()
+                .expect("the waiting thread")
+                .expect("child output");
+            panic!(
+                "child scenario {scenario:?} hung (killed after {limit:?}):\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
 /// The scenario this process should run, if it is a child.
 pub fn child_scenario() -> Option<String> {
     std::env::var(CHILD_ENV).ok()

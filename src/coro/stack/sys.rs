@@ -10,6 +10,7 @@ use std::io;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use super::page_size;
+use crate::coro::syscall::syscall;
 
 /// `MADV_GUARD_INSTALL` (Linux 6.13); not yet in every `libc` release.
 const MADV_GUARD_INSTALL: libc::c_int = 102;

@@ -3,6 +3,8 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+use super::syscall;
+
 /// One readiness event: the token it was registered with and what became ready.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Event {

@@ -7,8 +7,15 @@
 //! - a notifier another thread can poke to interrupt `wait`.
 //!
 //! Only Linux's epoll is implemented; this module picks it.
+//!
+//! The one way grove calls libc is `syscall!` (defined in `coro/syscall.rs`, the lowest layer).
+//! The macro expands to an `unsafe` block, so the compiler accepts it only where unsafe code is
+//! allowed: here and in `coro/` (stacks), which import it explicitly
+//! (`use crate::coro::syscall::syscall`).
+//! Every other module denies unsafe code, and a `syscall!` there does not compile.
 
 mod epoll;
 pub(crate) mod socket;
 
+pub(crate) use crate::coro::syscall::syscall;
 pub(crate) use epoll::{Event, EventFd, Poller};

@@ -8,6 +8,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use super::syscall;
+
 /// Creates a non-blocking, close-on-exec socket of `domain` (`AF_INET`, `AF_INET6`, `AF_UNIX`)
 /// and `ty` (`SOCK_STREAM`, `SOCK_DGRAM`).
 pub(crate) fn nonblocking_socket(domain: libc::c_int, ty: libc::c_int) -> io::Result<OwnedFd> {

@@ -1,11 +1,14 @@
-//! The one way grove calls libc: `syscall!` turns the C convention (-1 and `errno`) into
-//! `io::Result` and retries calls interrupted by a signal (`EINTR`).
+//! `syscall!`: the C convention (-1 and `errno`) as `io::Result`, with `EINTR` retried.
 //!
-//! The macro contains the `unsafe` block, so it may only be used in the modules DESIGN.md
-//! allows unsafe code in (the coroutine/stack core and the reactor's sys layer); each use
-//! carries its own `// SAFETY:` line about the arguments it passes.
+//! Defined in a module of its own so that its textual scope covers nothing: every user imports
+//! it by path (`use crate::coro::syscall::syscall`); it sits in `coro/`, the lowest layer, so
+//! both `coro/stack` and `hub/sys` import it downwards, and a module that denies unsafe code cannot use
+//! it at all (the expansion is an `unsafe` block).
 
 /// Calls `libc::$fn(args..)`, retrying on `EINTR`, mapping -1 to `io::Error::last_os_error()`.
+///
+/// The call site documents, in a `// SAFETY:` line, why its arguments satisfy the libc
+/// contract.
 macro_rules! syscall {
     ($fn:ident ( $($arg:expr),* $(,)? )) => {{
         loop {
@@ -23,3 +26,4 @@ macro_rules! syscall {
         }
     }};
 }
+pub(crate) use syscall;
