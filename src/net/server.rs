@@ -70,7 +70,7 @@ struct Inner {
     stop_timeout: Cell<Duration>,
     handlers: Group,
     /// Fibers (by address) running a handler of this server, so `stop` knows if it is one.
-    running: RefCell<HashSet<usize>>,
+    running: RefCell<HashSet<u64>>,
     handler_done: WaitQueue,
     /// Handlers spawned and not yet finished.
     active: Cell<usize>,
@@ -211,8 +211,9 @@ impl StreamServer {
     }
 }
 
-fn current_key() -> usize {
-    Rc::as_ptr(&crate::hub::current()) as usize
+/// The running task's id (task ids start at 1; 0 is the thread's main code).
+fn current_key() -> u64 {
+    crate::hub::control::TaskRef::current().id()
 }
 
 /// Accepts until killed, spawning a handler task per connection.
@@ -269,7 +270,7 @@ fn spawn_handler(
 /// unrun), and marks its task as one of the server's while it runs.
 struct Active {
     server: Rc<Inner>,
-    key: usize,
+    key: u64,
 }
 
 impl Active {
