@@ -242,6 +242,7 @@ impl<P> WaitQueue<P> {
     /// the queue consistent and pass on a notification the fiber had already been picked for.
     /// Callers re-check their condition: a notification is a hint. Prefer
     /// [`wait_until`](Self::wait_until), which also keeps the deadline and interrupt rules.
+    #[track_caller]
     pub(crate) fn wait(&self, what: &'static str, deadline: Option<Instant>) -> Waited {
         let mut place = self.place(None);
         let waited = place.park(what, deadline);
@@ -254,6 +255,7 @@ impl<P> WaitQueue<P> {
     /// `None` if the deadline passed (or an interrupted wait with a deadline gave up) first.
     ///
     /// `try_once` must not block. See the module doc for the rules this keeps.
+    #[track_caller]
     pub(crate) fn wait_until<R>(
         &self,
         what: &'static str,
@@ -381,6 +383,7 @@ pub(crate) struct Place<'a, P = ()> {
 impl<P> Place<'_, P> {
     /// The loop of [`WaitQueue::wait_until`], parking first: park, then `try_once`, until it
     /// returns something or the wait gives up. `try_once` sees the place (for its payload).
+    #[track_caller]
     pub(crate) fn wait_until<R>(
         &mut self,
         what: &'static str,
@@ -419,6 +422,7 @@ impl<P> Place<'_, P> {
     }
 
     /// Parks once, queued at the back unless still queued from an earlier park.
+    #[track_caller]
     fn park(&mut self, what: &'static str, deadline: Option<Instant>) -> Waited {
         let waker = super::current_waker();
         let queue_addr = self.queue as *const WaitQueue<P> as usize;

@@ -161,6 +161,7 @@ impl StreamServer {
     }
 
     /// Starts (if needed) and parks until [`stop`](Self::stop) is called.
+    #[track_caller]
     pub fn serve_forever(&self) {
         self.start();
         self.inner.stopped.wait();

@@ -86,6 +86,7 @@ impl<T, E> AsyncResult<T, E> {
     ///
     /// # Panics
     /// With "would block forever" if main waits and nothing can ever set it.
+    #[track_caller]
     pub fn wait(&self) {
         self.wait_deadline(None);
     }
@@ -95,6 +96,7 @@ impl<T, E> AsyncResult<T, E> {
         self.wait_deadline(deadline_after(timeout))
     }
 
+    #[track_caller]
     fn wait_deadline(&self, deadline: Option<Instant>) -> bool {
         self.inner
             .waiters
@@ -116,6 +118,7 @@ impl<T: Clone, E: Clone> AsyncResult<T, E> {
     ///
     /// # Panics
     /// With "would block forever" if main waits and nothing can ever set it.
+    #[track_caller]
     pub fn get(&self) -> Result<T, E> {
         self.wait();
         self.peek().expect("ready")

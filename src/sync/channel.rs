@@ -74,6 +74,7 @@ impl<T> Channel<T> {
     ///
     /// # Panics
     /// With "would block forever" if main waits and no task will ever get.
+    #[track_caller]
     pub fn put(&self, item: T) -> Result<(), PutError<T>> {
         self.put_deadline(item, None)
             .map_err(|e| PutError(e.into_inner()))
@@ -106,6 +107,7 @@ impl<T> Channel<T> {
         Ok(())
     }
 
+    #[track_caller]
     fn put_deadline(&self, item: T, deadline: Option<Instant>) -> Result<(), PutTimeoutError<T>> {
         let i = &self.inner;
         if i.closed.get() {
@@ -130,6 +132,7 @@ impl<T> Channel<T> {
     ///
     /// # Panics
     /// With "would block forever" if main waits and no task will ever put.
+    #[track_caller]
     pub fn get(&self) -> Result<T, GetError> {
         self.get_deadline(None).map_err(|_| GetError)
     }
@@ -155,6 +158,7 @@ impl<T> Channel<T> {
         self.get_deadline(deadline_after(timeout))
     }
 
+    #[track_caller]
     fn get_deadline(&self, deadline: Option<Instant>) -> Result<T, GetTimeoutError> {
         let got =
             self.inner

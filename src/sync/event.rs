@@ -64,6 +64,7 @@ impl Event {
     ///
     /// # Panics
     /// With "would block forever" if main waits and nothing can ever set it.
+    #[track_caller]
     pub fn wait(&self) {
         self.wait_deadline(None);
     }
@@ -74,6 +75,7 @@ impl Event {
     }
 
     /// Waits until the flag is set or `deadline` passes; returns whether it was set.
+    #[track_caller]
     pub fn wait_deadline(&self, deadline: Option<Instant>) -> bool {
         let i = &self.inner;
         let start = i.generation.get();

@@ -64,6 +64,7 @@ impl<T: ?Sized> Mutex<T> {
     ///
     /// # Panics
     /// With "would block forever" if main waits and no task can ever unlock it.
+    #[track_caller]
     pub fn lock(&self) -> MutexGuard<'_, T> {
         self.lock_deadline(None).expect("no deadline")
     }
@@ -84,6 +85,7 @@ impl<T: ?Sized> Mutex<T> {
         self.lock_deadline(deadline_after(timeout))
     }
 
+    #[track_caller]
     fn lock_deadline(&self, deadline: Option<Instant>) -> Option<MutexGuard<'_, T>> {
         self.waiters
             .wait_until("Mutex::lock", deadline, || self.try_lock())

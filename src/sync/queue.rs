@@ -235,6 +235,7 @@ impl<T, O: Order<T>> Queue<T, O> {
     ///
     /// # Panics
     /// With "would block forever" if main waits on a full queue that no task will drain.
+    #[track_caller]
     pub fn put(&self, item: T) -> Result<(), PutError<T>> {
         self.put_deadline(item, None)
             .map_err(|e| PutError(e.into_inner()))
@@ -263,6 +264,7 @@ impl<T, O: Order<T>> Queue<T, O> {
         self.put_deadline(item, deadline_after(timeout))
     }
 
+    #[track_caller]
     fn put_deadline(&self, item: T, deadline: Option<Instant>) -> Result<(), PutTimeoutError<T>> {
         let mut item = Some(item);
         let done = self.inner.putters.wait_until("Queue::put", deadline, || {
@@ -292,6 +294,7 @@ impl<T, O: Order<T>> Queue<T, O> {
     ///
     /// # Panics
     /// With "would block forever" if main waits on a queue that no task will ever fill.
+    #[track_caller]
     pub fn get(&self) -> Result<T, GetError> {
         self.get_deadline(None).map_err(|_| GetError)
     }
@@ -320,6 +323,7 @@ impl<T, O: Order<T>> Queue<T, O> {
         self.get_deadline(deadline_after(timeout))
     }
 
+    #[track_caller]
     fn get_deadline(&self, deadline: Option<Instant>) -> Result<T, GetTimeoutError> {
         let got = self
             .inner
@@ -350,6 +354,7 @@ impl<T, O: Order<T>> Queue<T, O> {
     ///
     /// # Panics
     /// With "would block forever" if main waits and no task will finish the items.
+    #[track_caller]
     pub fn join(&self) {
         let i = &self.inner;
         i.joiners.wait_until("Queue::join", None, || {

@@ -38,6 +38,7 @@ impl Inner {
         true
     }
 
+    #[track_caller]
     fn acquire_deadline(&self, deadline: Option<Instant>) -> bool {
         self.waiters
             .wait_until("Semaphore::acquire", deadline, || {
@@ -133,6 +134,7 @@ macro_rules! common_methods {
         ///
         /// # Panics
         #[doc = concat!("With \"would block forever\" if main waits and no task can release one.")]
+        #[track_caller]
         pub fn acquire(&self) {
             self.inner.acquire_deadline(None);
         }
@@ -143,6 +145,7 @@ macro_rules! common_methods {
         }
 
         /// Takes a permit, waiting at most `timeout`; returns whether it got one.
+        #[track_caller]
         pub fn acquire_timeout(&self, timeout: Duration) -> bool {
             self.inner.acquire_deadline(deadline_after(timeout))
         }
@@ -151,6 +154,7 @@ macro_rules! common_methods {
         ///
         /// # Panics
         /// As [`acquire`](Self::acquire).
+        #[track_caller]
         pub fn permit(&self) -> SemaphorePermit {
             self.acquire();
             self.guard()
@@ -162,6 +166,7 @@ macro_rules! common_methods {
         }
 
         /// A guard for a permit, waiting at most `timeout` for one.
+        #[track_caller]
         pub fn permit_timeout(&self, timeout: Duration) -> Option<SemaphorePermit> {
             self.acquire_timeout(timeout).then(|| self.guard())
         }
