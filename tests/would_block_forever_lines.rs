@@ -31,52 +31,42 @@ fn every_blocking_primitive_reports_the_callers_line() {
         *SEEN.lock().unwrap() = Some((loc, String::new()));
     }));
     let mut failures = Vec::new();
-    let mut check = |name: &str, loc: String, line: u32| {
-        if !loc.starts_with(&here(line)) {
-            failures.push(format!("{name}: {loc} (want line {line})"));
-        }
-    };
+    // Each case on one line: the panic must point at that line.
+    macro_rules! case {
+        ($name:literal, $e:expr) => {{
+            let loc = panic_location(|| {
+                let _ = $e;
+            });
+            if !loc.starts_with(&here(line!())) {
+                failures.push(format!("{}: {loc} (want line {})", $name, line!()));
+            }
+        }};
+    }
 
     let q: Queue<u8> = Queue::new();
-    check("Queue::get", panic_location(|| drop(q.get())), line!());
+    case!("Queue::get", q.get());
     let full: Queue<u8> = Queue::bounded(1);
     full.put(1).unwrap();
-    check("Queue::put", panic_location(|| drop(full.put(2))), line!());
+    case!("Queue::put", full.put(2));
     let ch: Channel<u8> = Channel::new();
-    check("Channel::get", panic_location(|| drop(ch.get())), line!());
-    check("Channel::put", panic_location(|| drop(ch.put(1))), line!());
+    case!("Channel::get", ch.get());
+    case!("Channel::put", ch.put(1));
     let sem = Semaphore::new(0);
-    check(
-        "Semaphore::acquire",
-        panic_location(|| sem.acquire()),
-        line!(),
-    );
+    case!("Semaphore::acquire", sem.acquire());
     let m = Rc::new(GMutex::new(0));
     let _held = m.lock();
-    check("Mutex::lock", panic_location(|| drop(m.lock())), line!());
+    case!("Mutex::lock", m.lock());
     let ev = Event::new();
-    check("Event::wait", panic_location(|| ev.wait()), line!());
+    case!("Event::wait", ev.wait());
     let r: AsyncResult<u8> = AsyncResult::new();
-    check(
-        "AsyncResult::get",
-        panic_location(|| drop(r.get())),
-        line!(),
-    );
+    case!("AsyncResult::get", r.get());
     let g = Group::new();
     let q2 = q.clone();
-    g.spawn(move || drop(q2.get()));
-    check("Group::join", panic_location(|| g.join()), line!());
-    let stuck = grove::spawn(move || drop(ch.get()));
-    check(
-        "JoinHandle::join",
-        panic_location(|| drop(stuck.join())),
-        line!(),
-    );
-    check(
-        "sleep(MAX)",
-        panic_location(|| grove::sleep(std::time::Duration::MAX)),
-        line!() - 1,
-    );
+    g.spawn(move || q2.get());
+    case!("Group::join", g.join());
+    let stuck = grove::spawn(move || ch.get());
+    case!("JoinHandle::join", stuck.join());
+    case!("sleep(MAX)", grove::sleep(std::time::Duration::MAX));
     let _ = std::panic::take_hook();
     assert!(failures.is_empty(), "{failures:#?}");
 }
