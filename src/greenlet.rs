@@ -154,7 +154,8 @@ impl<T: 'static> Greenlet<T> {
             .unwrap_or_else(|e| panic!("grove: cannot create a greenlet: {e}"))
     }
 
-    /// Creates a greenlet with a stack of at least `size` bytes.
+    /// Creates a greenlet with a stack of `size` bytes (rounded up to pages, at least
+    /// [`MIN_STACK_SIZE`](crate::MIN_STACK_SIZE)); one page of it is the guard page.
     ///
     /// # Errors
     /// An `io::Error` (kind `OutOfMemory`) naming the limit that was hit if no stack can be

@@ -102,7 +102,9 @@ pub mod threadpool;
 mod timeout;
 
 pub use coro::generator;
-pub use coro::stack::{default_stack_size, set_default_stack_size};
+pub use coro::stack::{
+    default_stack_size, set_default_stack_size, DEFAULT_STACK_SIZE, MIN_STACK_SIZE,
+};
 pub use task::{
     join_all, sleep, sleep_until, spawn, spawn_later, yield_now, Builder, JoinError, JoinHandle,
 };

@@ -93,7 +93,8 @@ impl<I: 'static, Y: 'static, R: 'static> Generator<I, Y, R> {
             .unwrap_or_else(|e| panic!("grove: cannot create a generator: {e}"))
     }
 
-    /// Creates a generator whose stack has at least `size` bytes.
+    /// Creates a generator whose stack has `size` bytes (rounded up to pages, at least
+    /// [`MIN_STACK_SIZE`](crate::MIN_STACK_SIZE)); one page of it is the guard page.
     pub fn with_stack_size<F>(size: usize, body: F) -> io::Result<Self>
     where
         F: FnOnce(&Yielder<I, Y>, I) -> R + 'static,
