@@ -365,13 +365,6 @@ impl<T: 'static, F: FnOnce(T) -> T + 'static> Body for Entry<T, F> {
             f(receive::<T>())
         }));
         let me = hub::current();
-        if let Err(p) = &outcome {
-            if me.is_force_unwinding() {
-                drop(me);
-                resume_unwind(outcome.err().expect("an error"));
-            }
-            let _ = p;
-        }
         me.state.set(State::Dead);
         me.unwinding.set(false);
         let Some(target) = finish_target(&me) else {

@@ -69,8 +69,10 @@
 //! - **Blocking inside a generator body panics**: generators run on their resumer's stack and
 //!   cannot park; greenlets and tasks can.
 //! - **When a thread exits** (or `main` returns), tasks that never started are dropped unrun
-//!   (their `JoinHandle`s see [`JoinError::Killed`]) and tasks still parked are unwound, so their
-//!   `Drop`s run; a blocking call made by such a `Drop` returns at once.
+//!   (their `JoinHandle`s see [`JoinError::Killed`]) and tasks still parked are killed and run
+//!   until they finish, so their `Drop`s run; a `Drop` that blocks then gets its blocking call
+//!   ended early (a sleep returns, I/O fails) — one that waits for a lock nobody will release is
+//!   left where it is.
 //! - **Kills and timeouts never start a second unwind.** If a task is already unwinding (it
 //!   panicked, or a kill is on its way up) and a `Drop` blocks, a further kill or timeout makes
 //!   that blocking call return early — `sleep` returns, I/O fails with `TimedOut`, a wait with a

@@ -8,7 +8,7 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -365,7 +365,6 @@ impl<F: FnOnce() -> T + 'static, T: 'static> Body for TaskBody<F, T> {
         let outcome = catch_unwind(AssertUnwindSafe(f));
         let result = match outcome {
             Ok(v) => Ok(v),
-            Err(p) if hub::with_current(Fiber::is_force_unwinding) => resume_unwind(p),
             Err(p) if p.is::<KillSignal>() => {
                 drop(outcome_claimed(p));
                 Err(JoinError::Killed)

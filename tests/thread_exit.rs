@@ -109,3 +109,39 @@ fn main_returning_with_a_stream_server_at_its_connection_limit_exits_cleanly() {
     );
     assert!(out.contains("RETURNING after 1 accept(s)"), "{out}");
 }
+
+#[test]
+fn a_thread_exits_even_when_a_drop_waits_for_a_lock_nobody_releases() {
+    struct LocksOnDrop(Rc<grove::sync::Mutex<()>>, Arc<AtomicBool>);
+    impl Drop for LocksOnDrop {
+        fn drop(&mut self) {
+            self.1.store(true, Ordering::SeqCst);
+            let _g = self.0.lock(); // never granted: the thread leaves this task blocked
+        }
+    }
+    let entered = Arc::new(AtomicBool::new(false));
+    let e = entered.clone();
+    let worker = std::thread::spawn(move || {
+        let m = Rc::new(grove::sync::Mutex::new(()));
+        std::mem::forget(m.lock());
+        let guard = LocksOnDrop(m, e);
+        grove::spawn(move || {
+            let _g = guard;
+            grove::sleep(Duration::from_secs(3600));
+        });
+        grove::yield_now();
+    });
+    // Join on a watchdog thread, so a hang fails the test instead of the suite.
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(worker.join().is_ok());
+    });
+    let joined = done_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the thread exits instead of hanging");
+    assert!(joined, "the thread exits without panicking");
+    assert!(
+        entered.load(Ordering::SeqCst),
+        "the task was killed and its Drop ran"
+    );
+}

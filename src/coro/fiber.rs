@@ -10,14 +10,16 @@
 //! - no panic leaves a fiber body: the body wrapper aborts the process, naming the fiber, if one
 //!   would (task and greenlet entries catch user panics themselves, so only a bug gets there);
 //! - "being unwound" is a property of the fiber ([`Fiber::unwinding`]), not of the thread;
-//! - corosensei's nested forced unwind is used only when a thread's hub is torn down.
+//! - a fiber is never unwound nested on another stack: a started fiber that is dropped
+//!   mid-body (only possible if a thread exits past the hub's teardown) is leaked, not
+//!   force-unwound.
 //!
 //! A fiber never calls the hub: the hub hands it what it needs.
 
 use std::any::{Any, TypeId};
 use std::cell::{Cell, RefCell};
 use std::io;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::rc::Rc;
 
@@ -143,9 +145,6 @@ pub(crate) struct Fiber {
     /// The fiber is unwinding (an interrupt or a panic is on its way up its stack). An
     /// interrupt that lands now is not turned into a second unwind.
     pub(crate) unwinding: Cell<bool>,
-    /// corosensei's forced unwind is running through this fiber (hub teardown only): its body
-    /// wrapper must let that payload reach the coroutine root.
-    force_unwinding: Cell<bool>,
     pub(crate) id: u64,
     pub(crate) name: Option<Rc<str>>,
     /// Greenlets: who receives control when this one dies.
@@ -197,7 +196,6 @@ impl Fiber {
             inbox_panic: Cell::new(None),
             kind,
             unwinding: Cell::new(false),
-            force_unwinding: Cell::new(false),
             id,
             name,
             parent: RefCell::new(None),
@@ -312,12 +310,6 @@ impl Fiber {
         self.inbox_type.set(None);
         let old = self.inbox.borrow_mut().take();
         drop(old);
-    }
-
-    /// Whether corosensei's forced unwind (hub teardown) is running through this fiber: an
-    /// entry that catches a panic now must let it continue to the coroutine root.
-    pub(crate) fn is_force_unwinding(&self) -> bool {
-        self.force_unwinding.get()
     }
 
     /// Whether this is the thread's root fiber.
@@ -439,24 +431,6 @@ impl Fiber {
         }
         true
     }
-
-    /// Unwinds a suspended fiber from where it stopped, running its `Drop`s nested on the
-    /// caller's stack, with this fiber as the current one. Only hub teardown uses this: at any
-    /// other time a dying fiber is switched to and unwinds as itself.
-    pub(crate) fn force_unwind(&self) {
-        let co = self.co.borrow_mut().take();
-        if let Some(mut co) = co {
-            self.state.set(State::Running);
-            self.force_unwinding.set(true);
-            {
-                let _current = SetCurrent::enter(self);
-                co.force_unwind();
-            }
-            self.force_unwinding.set(false);
-            co.into_stack().recycle();
-        }
-        self.state.set(State::Dead);
-    }
 }
 
 impl Drop for Fiber {
@@ -483,7 +457,6 @@ fn wrap(body: Box<dyn Body>) -> impl FnOnce(&FiberYielder, ()) -> Next {
         with_running(|f| f.yielder.set(y));
         match catch_unwind(AssertUnwindSafe(|| body.run())) {
             Ok(next) => next,
-            Err(p) if with_running(|f| f.force_unwinding.get()) => resume_unwind(p),
             Err(p) => escaped(p),
         }
     }

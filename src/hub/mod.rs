@@ -73,6 +73,7 @@ pub(crate) struct Hub {
 /// Every live task and greenlet. The registry owns them: a task lives until it finishes (or its
 /// thread exits), even when nothing else can reach it, so it is never dropped mid-body on a
 /// stack that is not its own.
+#[derive(Default)]
 struct Registry {
     slots: Vec<Option<Rc<Fiber>>>,
     free: Vec<usize>,
@@ -354,34 +355,78 @@ impl Hub {
         msg
     }
 
-    /// The thread is exiting: drop what never ran, unwind what is suspended (nested, on this
-    /// stack — the only time grove does that), while every thread-local grove uses still works.
+    /// The thread is exiting. While every thread-local grove uses still works: tasks that never
+    /// started are dropped unrun; the others are killed (greenlets get `GreenletExit`) and run
+    /// until they are dead or block. A kill that lands on a fiber already unwinding ends its
+    /// blocking call instead, so each round unblocks a `Drop` that sleeps or waits on I/O. What
+    /// still blocks after a few rounds (a `Drop` waiting for a lock nobody will release) is left
+    /// as it is: never resumed, its stack not reused.
     fn teardown(&self) {
         self.tearing_down.set(true);
-        // Drops may spawn or wake more; a few rounds settle it, and what is left after that is
-        // leaked rather than looped on forever.
-        for _ in 0..16 {
-            let fibers: Vec<Rc<Fiber>> = {
-                let mut reg = self.registry.borrow_mut();
-                reg.free.clear();
-                reg.slots.drain(..).flatten().collect()
-            };
-            if fibers.is_empty() {
+        for _ in 0..TEARDOWN_ROUNDS {
+            let live: Vec<Rc<Fiber>> = self
+                .registry
+                .borrow()
+                .slots
+                .iter()
+                .flatten()
+                .cloned()
+                .collect();
+            if live.is_empty() {
                 break;
             }
-            for f in fibers {
-                f.slot.set(usize::MAX);
-                if !f.cancel_unstarted() && f.is_suspended_mid_body() {
-                    f.force_unwind();
+            for f in &live {
+                if f.cancel_unstarted() {
+                    self.unregister(f);
+                } else if f.kind == Kind::Greenlet {
+                    f.orphaned.set(true);
+                    self.interrupt(f, Interrupt::Exit);
+                } else {
+                    self.interrupt(f, Interrupt::Kill);
                 }
             }
+            drop(live);
+            self.drain();
         }
+        let left = std::mem::take(&mut *self.registry.borrow_mut());
+        if left.slots.iter().flatten().next().is_some() {
+            log::debug!("grove: thread exit left fibers blocked in their Drops");
+        }
+        drop(left);
         let queued = std::mem::take(&mut *self.run_queue.borrow_mut());
         drop(queued);
         let timers = std::mem::replace(&mut *self.timers.borrow_mut(), Timers::new());
         drop(timers);
+        with_current(|root| root.state.set(State::Running));
+    }
+
+    /// Runs every fiber that is ready, polling timers and I/O without blocking, until none is
+    /// (teardown: the root cannot be resumed, so a switch to it ends the chain).
+    fn drain(&self) {
+        loop {
+            if self.reactor.has_waiters() {
+                self.reactor.poll(Some(0));
+            }
+            if !self.timers.borrow().is_empty() {
+                self.fire_timers(Instant::now());
+            }
+            let popped = self.run_queue.borrow_mut().pop_front();
+            let Some(first) = popped else {
+                return;
+            };
+            let mut next = Some(first);
+            while let Some(f) = next.take() {
+                if f.is_root() || f.state.get() == State::Dead {
+                    break;
+                }
+                next = self.run_fiber(f, true);
+            }
+        }
     }
 }
+
+/// How many kill-and-run rounds thread exit gives fibers blocked in their `Drop`s.
+const TEARDOWN_ROUNDS: usize = 8;
 
 fn what(f: &Fiber) -> &'static str {
     match (f.state.get(), f.waiting_on.get()) {
@@ -475,7 +520,8 @@ pub(crate) fn current_was_notified() -> bool {
 pub(crate) fn park(what: &'static str) -> WakeReason {
     generator::assert_not_inside("block");
     let is_root = with_current(|f| {
-        if take_interrupt(f) || !alive() {
+        // The root cannot park while the thread exits (it is running the teardown).
+        if take_interrupt(f) || (f.is_root() && !alive()) {
             return None;
         }
         f.waiting_on.set(what);
