@@ -16,14 +16,18 @@
 //! - `Skipped` — a notify popped it, but its fiber had already been woken by something else
 //!   (its deadline, a kill), so the notify went on to the next slot instead.
 //!
-//! A notify never searches: it pops from the front and skips `Skipped` waiters lazily, in O(1)
-//! each, and a waiter that times out or is killed unlinks itself in O(1).
+//! A notify never searches: it pops the front slot and, if that fiber was woken already, marks
+//! it `Skipped` and pops the next (O(1) each, lazily, instead of the timed-out waiter having
+//! had to be found); a waiter that times out or is killed unlinks its own slot in O(1). A slot
+//! leaves the slab only when its `Place` is dropped, which also tells it whether it is leaving
+//! with a wake-up it never used.
 //!
 //! # Payloads
 //! A slot can carry a payload `P` (a channel's putters queue carries their items): `take` pops
 //! the oldest one and wakes its owner, so exactly the putter whose item was taken wakes up. A
 //! payload can also be queued without a waiting fiber ([`WaitQueue::push_detached`], a channel's
-//! `try_put`); `notify_one` and `notify_all` leave those in place for `take`.
+//! `try_put`); `notify_one` and `notify_all` step over those and leave them for `take`. Queues of
+//! plain waiters never hold one, so there a notify never steps over anything.
 //!
 //! # The loop, and the rules it keeps
 //! [`WaitQueue::wait_until`] (and [`Place::wait_until`]) is the only "try, wait, retry until the
