@@ -199,17 +199,28 @@ impl<P> List<P> {
         if state == State::Queued {
             self.unlink(i, State::Free);
         }
+        self.free_slot(i);
+        (state, out)
+    }
+
+    /// Puts slot `i`, out of the list and empty, on the free list.
+    #[inline]
+    fn free_slot(&mut self, i: u32) {
         let s = &mut self.slots[i as usize];
         s.state = State::Free;
         s.next = self.free;
         self.free = i;
         self.used -= 1;
         if self.used == 0 && self.slots.len() > KEEP_SLOTS {
-            // A burst is over: give its memory back.
-            self.slots = Vec::new();
-            self.free = NIL;
+            self.shrink();
         }
-        (state, out)
+    }
+
+    /// A burst is over: gives its memory back.
+    #[cold]
+    fn shrink(&mut self) {
+        self.slots = Vec::new();
+        self.free = NIL;
     }
 
     /// The first queued slot owned by a waiter (detached payloads stay where they are).
@@ -485,20 +496,50 @@ impl<P> Place<'_, P> {
     }
 }
 
-impl<P> Drop for Place<'_, P> {
-    fn drop(&mut self) {
-        if let Some(key) = self.timer.take() {
-            super::cancel_timer(key); // the park unwound
-        }
+impl<P> Place<'_, P> {
+    /// Leaves a slot that is still queued or still holds a payload.
+    #[cold]
+    fn leave_holding(&mut self) -> State {
         let (state, out) = self.queue.list.borrow_mut().release(self.slot);
         drop(out); // after the borrow: dropping a payload or a fiber may run any code
-        if state == State::Notified && !self.used && super::alive() {
+        state
+    }
+
+    /// Passes on a wake-up this place was picked for and did not use.
+    #[cold]
+    fn pass_on(&self) {
+        if super::alive() {
             log::trace!(
                 "grove: a waiter picked by notify_one left without using it (woken as notified: \
                  {}); passing the wake-up on",
                 super::current_was_notified()
             );
             self.queue.notify_one();
+        }
+    }
+}
+
+impl<P> Drop for Place<'_, P> {
+    fn drop(&mut self) {
+        if let Some(key) = self.timer.take() {
+            super::cancel_timer(key); // the park unwound
+        }
+        let state = {
+            let mut l = self.queue.list.borrow_mut();
+            let s = &l.slots[self.slot as usize];
+            let state = s.state;
+            // Whoever took the slot out of the list took its waker too.
+            if state == State::Queued || s.payload.is_some() {
+                None
+            } else {
+                debug_assert!(s.waker.is_none());
+                l.free_slot(self.slot);
+                Some(state)
+            }
+        };
+        let state = state.unwrap_or_else(|| self.leave_holding());
+        if state == State::Notified && !self.used {
+            self.pass_on();
         }
     }
 }
