@@ -1,16 +1,28 @@
 //! Wait queues scale linearly: draining many parked getters or putters of a `Queue` or a
-//! `Channel` one item at a time costs the same per waiter for 5,000 waiters as for 20,000.
+//! `Channel` one item at a time costs about as much per waiter for 40,000 waiters as for
+//! 10,000.
 //!
 //! Quadratic behaviour (a linear scan per waiter leaving, or waking every putter per item)
-//! makes the 20,000 run 16 times slower than the 5,000 run and blows the absolute bound by far
-//! more than 10×; the bounds here are loose enough for a debug build on a busy machine.
+//! takes 7 s or more for 40,000 waiters in a debug build, over 10 times the bound; linear code
+//! takes about 0.1 s. Only the drain is timed: the tasks are spawned and parked first. The
+//! ratio of the two runs is printed, not asserted: it is 4 for linear work and 16 for
+//! quadratic, but the per-waiter cost also grows with the memory the waiters' stacks span
+//! (cache misses, not work), which on a busy machine moves it too close to the line.
 
 use std::time::{Duration, Instant};
 
 use grove::sync::{Channel, Queue};
 
-const SMALL: usize = 5_000;
-const LARGE: usize = 20_000;
+const SMALL: usize = 10_000;
+const LARGE: usize = 40_000;
+
+/// What draining `LARGE` waiters may take at most (quadratic code takes 10 times as long or
+/// more in a debug build, the build CI runs first).
+const LIMIT: Duration = if cfg!(debug_assertions) {
+    Duration::from_millis(700)
+} else {
+    Duration::from_millis(200)
+};
 
 /// Spawns `n` tasks running `wait`, lets them all park, then times `feed` called once per task.
 fn drain(n: usize, wait: impl Fn() + Clone + 'static, feed: impl Fn()) -> Duration {
@@ -87,42 +99,25 @@ fn channel_putters(n: usize) -> Duration {
     t
 }
 
-/// `run(LARGE)` must cost about `LARGE / SMALL` times `run(SMALL)` (linear), not its square,
-/// and stay far below what quadratic work would cost.
+/// `run(LARGE)` must stay far below what quadratic work costs.
 #[track_caller]
 fn assert_linear(name: &str, run: fn(usize) -> Duration) {
-    run(SMALL); // warm the stack pool
-    let small = (0..2).map(|_| run(SMALL)).min().unwrap();
+    let small = run(SMALL);
     let large = (0..2).map(|_| run(LARGE)).min().unwrap();
     let ratio = large.as_secs_f64() / small.as_secs_f64().max(1e-6);
     eprintln!("{name}: {SMALL} waiters in {small:?}, {LARGE} in {large:?} (ratio {ratio:.1})");
     assert!(
-        large < Duration::from_secs(1),
-        "{name}: {LARGE} waiters took {large:?}"
-    );
-    // Linear is 4; quadratic is 16. Small runs are short, so allow for noise.
-    assert!(
-        ratio < 8.0 || large < Duration::from_millis(50),
-        "{name}: {LARGE} waiters took {ratio:.1}× as long as {SMALL} ({large:?} vs {small:?})"
+        large < LIMIT,
+        "{name}: {LARGE} waiters took {large:?} ({ratio:.1}× the time for {SMALL})"
     );
 }
 
+/// One test for all four, run one after the other: timing them side by side on two cores
+/// would measure the other scenarios.
 #[test]
-fn feeding_parked_queue_getters_one_item_at_a_time_is_linear() {
+fn draining_parked_getters_and_putters_is_linear() {
     assert_linear("Queue getters", queue_getters);
-}
-
-#[test]
-fn draining_parked_queue_putters_is_linear() {
     assert_linear("Queue putters", queue_putters);
-}
-
-#[test]
-fn feeding_parked_channel_getters_is_linear() {
     assert_linear("Channel getters", channel_getters);
-}
-
-#[test]
-fn draining_parked_channel_putters_is_linear() {
     assert_linear("Channel putters", channel_putters);
 }

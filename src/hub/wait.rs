@@ -7,8 +7,7 @@
 //! [`Place`] — and keeps it until it returns: every operation on it is O(1) (join at the back,
 //! leave from anywhere, be popped from the front), so draining n waiters costs O(n) whatever
 //! order they leave in. A slot is freed only by its `Place`, so an index never points at
-//! someone else's wait; when the last slot is freed the slab starts over (and gives its memory
-//! back if it grew large).
+//! someone else's wait; a slab that grew large is given back once its last slot is freed.
 //!
 //! A slot is `Queued` while it is in the list. Leaving the list marks it with who took it out:
 //! - `Notified` — [`WaitQueue::notify_one`] picked it and its fiber accepted the wake-up;
@@ -17,14 +16,18 @@
 //! - `Skipped` — a notify popped it, but its fiber had already been woken by something else
 //!   (its deadline, a kill), so the notify went on to the next slot instead.
 //!
-//! A notify never searches: it pops from the front and skips `Skipped` waiters lazily, in O(1)
-//! each, and a waiter that times out or is killed unlinks itself in O(1).
+//! A notify never searches: it pops the front slot and, if that fiber was woken already, marks
+//! it `Skipped` and pops the next (O(1) each, lazily, instead of the timed-out waiter having
+//! had to be found); a waiter that times out or is killed unlinks its own slot in O(1). A slot
+//! leaves the slab only when its `Place` is dropped, which also tells it whether it is leaving
+//! with a wake-up it never used.
 //!
 //! # Payloads
 //! A slot can carry a payload `P` (a channel's putters queue carries their items): `take` pops
 //! the oldest one and wakes its owner, so exactly the putter whose item was taken wakes up. A
 //! payload can also be queued without a waiting fiber ([`WaitQueue::push_detached`], a channel's
-//! `try_put`); `notify_one` and `notify_all` leave those in place for `take`.
+//! `try_put`); `notify_one` and `notify_all` step over those and leave them for `take`. Queues of
+//! plain waiters never hold one, so there a notify never steps over anything.
 //!
 //! # The loop, and the rules it keeps
 //! [`WaitQueue::wait_until`] (and [`Place::wait_until`]) is the only "try, wait, retry until the
@@ -57,7 +60,7 @@ use crate::coro::fiber::WakeReason;
 /// The end of a list (and of the free list).
 const NIL: u32 = u32::MAX;
 
-/// Above this many slots, an emptied queue frees its slab instead of keeping it for reuse.
+/// An emptied queue with more slots than this frees its slab instead of keeping it for reuse.
 const KEEP_SLOTS: usize = 1024;
 
 /// A FIFO of parked fibers, each slot optionally carrying a payload `P`.
@@ -130,25 +133,26 @@ impl<P> List<P> {
 
     /// Takes a free slot and appends it to the list.
     fn push(&mut self, waker: Option<Waker>, payload: Option<P>, owned: bool) -> u32 {
-        let slot = Slot {
-            waker,
-            payload,
-            prev: NIL,
-            next: NIL,
-            state: State::Free,
-            owned,
-        };
         let i = if self.free != NIL {
             let i = self.free;
-            self.free = self.slots[i as usize].next;
-            self.slots[i as usize] = slot;
+            let s = &mut self.slots[i as usize];
+            self.free = s.next;
+            debug_assert!(s.state == State::Free && s.waker.is_none() && s.payload.is_none());
+            (s.waker, s.payload, s.owned) = (waker, payload, owned);
             i
         } else {
             let i = u32::try_from(self.slots.len())
                 .ok()
                 .filter(|&i| i != NIL)
                 .expect("grove: more than 4 billion waiters on one queue");
-            self.slots.push(slot);
+            self.slots.push(Slot {
+                waker,
+                payload,
+                prev: NIL,
+                next: NIL,
+                state: State::Free,
+                owned,
+            });
             i
         };
         self.used += 1;
@@ -186,30 +190,36 @@ impl<P> List<P> {
         self.queued -= 1;
     }
 
-    /// Frees slot `i` (unlinking it if queued); returns the state it had and what it held.
+    /// Frees slot `i` (unlinking it if queued); returns what it held, for the caller to drop
+    /// once the borrow ends, and the state it was in when it left the list.
     fn release(&mut self, i: u32) -> (State, Out<P>) {
-        if self.slots[i as usize].state == State::Queued {
+        let s = &mut self.slots[i as usize];
+        let out = (s.waker.take(), s.payload.take());
+        let state = s.state;
+        if state == State::Queued {
             self.unlink(i, State::Free);
         }
-        let s = &mut self.slots[i as usize];
-        let state = std::mem::replace(&mut s.state, State::Free);
-        let out = (s.waker.take(), s.payload.take());
-        s.next = self.free;
-        self.free = i;
-        self.used -= 1;
-        if self.used == 0 {
-            self.reset();
-        }
+        self.free_slot(i);
         (state, out)
     }
 
-    /// Starts the slab over once every slot is free.
-    fn reset(&mut self) {
-        if self.slots.capacity() > KEEP_SLOTS {
-            self.slots = Vec::new();
-        } else {
-            self.slots.clear();
+    /// Puts slot `i`, out of the list and empty, on the free list.
+    #[inline]
+    fn free_slot(&mut self, i: u32) {
+        let s = &mut self.slots[i as usize];
+        s.state = State::Free;
+        s.next = self.free;
+        self.free = i;
+        self.used -= 1;
+        if self.used == 0 && self.slots.len() > KEEP_SLOTS {
+            self.shrink();
         }
+    }
+
+    /// A burst is over: gives its memory back.
+    #[cold]
+    fn shrink(&mut self) {
+        self.slots = Vec::new();
         self.free = NIL;
     }
 
@@ -244,7 +254,7 @@ impl<P> WaitQueue<P> {
     /// [`wait_until`](Self::wait_until), which also keeps the deadline and interrupt rules.
     #[track_caller]
     pub(crate) fn wait(&self, what: &'static str, deadline: Option<Instant>) -> Waited {
-        let mut place = self.place(None);
+        let mut place = self.armed_place();
         let waited = place.park(what, deadline);
         place.used = true; // the caller decides what the wake-up was good for
         waited
@@ -265,8 +275,30 @@ impl<P> WaitQueue<P> {
         if let Some(r) = try_once() {
             return Some(r);
         }
-        self.place(None)
+        self.armed_place()
             .wait_until(what, deadline, |_: &Place<'_, P>| try_once())
+    }
+
+    /// A place without payload, queued with a waker for the current fiber's next park.
+    fn armed_place(&self) -> Place<'_, P> {
+        let waker = super::current_waker();
+        self.hint(&waker);
+        let slot = self.list.borrow_mut().push(Some(waker), None, true);
+        Place {
+            queue: self,
+            slot,
+            timer: None,
+            used: false,
+            armed: true,
+        }
+    }
+
+    /// Tells the hub where this fiber parks, so it can prefetch the queue before resuming it.
+    fn hint(&self, waker: &Waker) {
+        waker
+            .fiber()
+            .park_obj
+            .set(self as *const WaitQueue<P> as usize);
     }
 
     /// Joins the queue now, at the back, optionally with a payload; the returned place keeps
@@ -280,6 +312,7 @@ impl<P> WaitQueue<P> {
             slot,
             timer: None,
             used: false,
+            armed: false,
         }
     }
 
@@ -318,7 +351,13 @@ impl<P> WaitQueue<P> {
     }
 
     /// Wakes the longest-waiting fiber; returns whether one was woken.
+    #[inline]
     pub(crate) fn notify_one(&self) -> bool {
+        // Most puts and gets find nobody waiting on the other side: keep that check inline.
+        !self.is_empty() && self.notify_first()
+    }
+
+    fn notify_first(&self) -> bool {
         loop {
             let (i, waker) = {
                 let mut l = self.list.borrow_mut();
@@ -359,6 +398,7 @@ impl<P> WaitQueue<P> {
     }
 
     /// Whether nothing is queued.
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.list.borrow().queued == 0
     }
@@ -378,6 +418,8 @@ pub(crate) struct Place<'a, P = ()> {
     timer: Option<TimerKey>,
     /// Whether the last wake-up was put to use (or handed to the caller).
     used: bool,
+    /// Whether the slot is queued with a waker for the next park already (saves a borrow).
+    armed: bool,
 }
 
 impl<P> Place<'_, P> {
@@ -421,22 +463,31 @@ impl<P> Place<'_, P> {
         self.queue.list.borrow().slots[self.slot as usize].state
     }
 
-    /// Parks once, queued at the back unless still queued from an earlier park.
-    #[track_caller]
-    fn park(&mut self, what: &'static str, deadline: Option<Instant>) -> Waited {
+    /// Queues the slot again (at the back) unless it still is, with a waker for the next park.
+    fn arm(&mut self) {
         let waker = super::current_waker();
-        let queue_addr = self.queue as *const WaitQueue<P> as usize;
-        waker.fiber().park_obj.set(queue_addr);
+        self.queue.hint(&waker);
         let old = {
             let mut l = self.queue.list.borrow_mut();
             if l.slots[self.slot as usize].state != State::Queued {
                 l.link_back(self.slot);
             }
-            l.slots[self.slot as usize].waker.replace(waker.clone())
+            l.slots[self.slot as usize].waker.replace(waker)
         };
         drop(old);
+    }
+
+    /// Parks once, queued at the back unless still queued from an earlier park.
+    #[track_caller]
+    fn park(&mut self, what: &'static str, deadline: Option<Instant>) -> Waited {
+        if !std::mem::take(&mut self.armed) {
+            self.arm();
+        }
         self.used = false;
-        self.timer = deadline.map(|d| super::add_timer(d, Action::Wake(waker)));
+        if let Some(d) = deadline {
+            let waker = super::current_waker();
+            self.timer = Some(super::add_timer(d, Action::Wake(waker)));
+        }
         let reason = super::park(what);
         if let Some(key) = self.timer.take() {
             super::cancel_timer(key);
@@ -449,20 +500,50 @@ impl<P> Place<'_, P> {
     }
 }
 
-impl<P> Drop for Place<'_, P> {
-    fn drop(&mut self) {
-        if let Some(key) = self.timer.take() {
-            super::cancel_timer(key); // the park unwound
-        }
+impl<P> Place<'_, P> {
+    /// Leaves a slot that is still queued or still holds a payload.
+    #[cold]
+    fn leave_holding(&mut self) -> State {
         let (state, out) = self.queue.list.borrow_mut().release(self.slot);
-        drop(out);
-        if state == State::Notified && !self.used && super::alive() {
+        drop(out); // after the borrow: dropping a payload or a fiber may run any code
+        state
+    }
+
+    /// Passes on a wake-up this place was picked for and did not use.
+    #[cold]
+    fn pass_on(&self) {
+        if super::alive() {
             log::trace!(
                 "grove: a waiter picked by notify_one left without using it (woken as notified: \
                  {}); passing the wake-up on",
                 super::current_was_notified()
             );
             self.queue.notify_one();
+        }
+    }
+}
+
+impl<P> Drop for Place<'_, P> {
+    fn drop(&mut self) {
+        if let Some(key) = self.timer.take() {
+            super::cancel_timer(key); // the park unwound
+        }
+        let state = {
+            let mut l = self.queue.list.borrow_mut();
+            let s = &l.slots[self.slot as usize];
+            let state = s.state;
+            // Whoever took the slot out of the list took its waker too.
+            if state == State::Queued || s.payload.is_some() {
+                None
+            } else {
+                debug_assert!(s.waker.is_none());
+                l.free_slot(self.slot);
+                Some(state)
+            }
+        };
+        let state = state.unwrap_or_else(|| self.leave_holding());
+        if state == State::Notified && !self.used {
+            self.pass_on();
         }
     }
 }

@@ -245,6 +245,7 @@ impl<T, O: Order<T>> Queue<T, O> {
     ///
     /// # Errors
     /// [`TryPutError::Full`] or [`TryPutError::Closed`], with the item.
+    #[inline]
     pub fn try_put(&self, item: T) -> Result<(), TryPutError<T>> {
         if self.inner.closed.get() {
             return Err(TryPutError::Closed(item));
@@ -280,6 +281,7 @@ impl<T, O: Order<T>> Queue<T, O> {
         done.unwrap_or_else(|| Err(PutTimeoutError::Timeout(item.expect("not put"))))
     }
 
+    #[inline]
     fn push(&self, item: T) {
         O::push(&mut self.inner.items.borrow_mut(), item);
         let i = &self.inner;
@@ -303,6 +305,7 @@ impl<T, O: Order<T>> Queue<T, O> {
     ///
     /// # Errors
     /// [`TryGetError::Empty`], or [`TryGetError::Closed`] once closed and empty.
+    #[inline]
     pub fn try_get(&self) -> Result<T, TryGetError> {
         let item = O::pop(&mut self.inner.items.borrow_mut());
         match item {
