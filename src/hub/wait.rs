@@ -280,6 +280,7 @@ impl<P> WaitQueue<P> {
     }
 
     /// A place without payload, queued with a waker for the current fiber's next park.
+    #[inline(always)]
     fn armed_place(&self) -> Place<'_, P> {
         let waker = super::current_waker();
         self.hint(&waker);
@@ -478,6 +479,11 @@ impl<P> Place<'_, P> {
     }
 
     /// Parks once, queued at the back unless still queued from an earlier park.
+    ///
+    /// This, `armed_place` and `drop` are inlined into the loop: with them out of line a Queue
+    /// ping-pong round trip measured ~10% slower (more frames to return through after the
+    /// switch back), with them inlined ~10% faster than the old `VecDeque` queue.
+    #[inline(always)]
     #[track_caller]
     fn park(&mut self, what: &'static str, deadline: Option<Instant>) -> Waited {
         if !std::mem::take(&mut self.armed) {
@@ -524,6 +530,7 @@ impl<P> Place<'_, P> {
 }
 
 impl<P> Drop for Place<'_, P> {
+    #[inline(always)]
     fn drop(&mut self) {
         if let Some(key) = self.timer.take() {
             super::cancel_timer(key); // the park unwound
