@@ -165,8 +165,8 @@ impl<T: 'static> Greenlet<T> {
         F: FnOnce(T) -> T + 'static,
     {
         let id = hub::with(|h| h.next_id());
-        let body: Box<dyn Body> = Box::new(Entry::<T, F> {
-            f,
+        let body: Rc<dyn Body> = Rc::new(Entry::<T, F> {
+            f: std::cell::Cell::new(Some(f)),
             _values: PhantomData,
         });
         let fiber = Fiber::new(Kind::Greenlet, id, None, size, body);
@@ -353,13 +353,15 @@ impl Drop for OrphanOnUnwind<'_> {
 
 /// The greenlet entry: receive the first value, run `f`, hand the outcome on.
 struct Entry<T, F> {
-    f: F,
+    /// `None` once it ran or was cancelled.
+    f: std::cell::Cell<Option<F>>,
     _values: PhantomData<fn(T) -> T>,
 }
 
 impl<T: 'static, F: FnOnce(T) -> T + 'static> Body for Entry<T, F> {
-    fn run(self: Box<Self>) -> Next {
-        let f = self.f;
+    fn run(self: Rc<Self>) -> Next {
+        let f = self.f.take().expect("a greenlet runs once");
+        drop(self);
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             hub::check_interrupt();
             f(receive::<T>())
@@ -378,8 +380,13 @@ impl<T: 'static, F: FnOnce(T) -> T + 'static> Body for Entry<T, F> {
         Next::SwitchTo(target)
     }
 
-    fn cannot_start(self: Box<Self>, _err: io::Error) {
+    fn cannot_start(self: Rc<Self>, _err: io::Error) {
         // Greenlets take their stack when created, so this is never reached.
+        drop(self.f.take());
+    }
+
+    fn cancel(self: Rc<Self>) {
+        drop(self.f.take());
     }
 }
 

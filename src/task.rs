@@ -84,6 +84,8 @@ impl std::error::Error for JoinError {}
 
 /// The result slot shared by a task and its handle.
 struct Shared<T> {
+    id: u64,
+    name: Option<Rc<str>>,
     result: RefCell<Option<Result<T, JoinError>>>,
     /// The first who waits in `join` or `kill` (the common case, without allocating).
     waiter: Cell<Option<Waker>>,
@@ -94,9 +96,16 @@ struct Shared<T> {
 }
 
 impl<T> Shared<T> {
-    fn complete(&self, result: Result<T, JoinError>, label: impl FnOnce() -> String) {
+    fn label(&self) -> String {
+        match &self.name {
+            Some(n) => format!("'{n}'"),
+            None => format!("task #{}", self.id),
+        }
+    }
+
+    fn complete(&self, result: Result<T, JoinError>) {
         if let (Err(JoinError::Panicked(p)), true) = (&result, self.detached.get()) {
-            log_panic(&label(), p.as_ref());
+            log_panic(&self.label(), p.as_ref());
         }
         *self.result.borrow_mut() = Some(result);
         if let Some(w) = self.waiter.take() {
@@ -123,7 +132,9 @@ fn log_panic(label: &str, p: &(dyn Any + Send)) {
 /// ```
 pub struct JoinHandle<T> {
     task: TaskRef,
-    shared: Rc<Shared<T>>,
+    /// The task's code and result, one allocation ([`Task`]); seen here without the closure's
+    /// type.
+    body: Rc<dyn HasShared<T>>,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -149,18 +160,22 @@ impl<T> JoinHandle<T> {
     #[track_caller]
     pub fn join(self) -> Result<T, JoinError> {
         self.wait_finished("JoinHandle::join");
-        let result = self.shared.result.borrow_mut().take();
+        let result = self.shared().result.borrow_mut().take();
         result.expect("a finished task has a result")
     }
 
     /// Whether the task has finished (returned, panicked or was killed).
     pub fn is_finished(&self) -> bool {
-        self.shared.result.borrow().is_some()
+        self.shared().result.borrow().is_some()
     }
 
     /// The task's name, if it was given one with [`Builder::name`].
     pub fn name(&self) -> Option<&str> {
         self.task.name()
+    }
+
+    fn shared(&self) -> &Shared<T> {
+        self.body.shared()
     }
 
     /// The task's control reference (for `Group` and `StreamServer`).
@@ -197,13 +212,13 @@ impl<T> JoinHandle<T> {
             panic!("grove: {} tried to join itself", self.task.label());
         }
         while !self.is_finished() {
-            let slot = self.shared.waiter.take();
+            let slot = self.shared().waiter.take();
             if slot.as_ref().is_some_and(|w| !w.is_for_current()) {
                 // Someone else waits in the slot: queue up behind it.
-                self.shared.waiter.set(slot);
-                self.shared.others.wait(what, None);
+                self.shared().waiter.set(slot);
+                self.shared().others.wait(what, None);
             } else {
-                self.shared.waiter.set(Some(hub::current_waker()));
+                self.shared().waiter.set(Some(hub::current_waker()));
                 hub::park(what);
             }
         }
@@ -212,9 +227,9 @@ impl<T> JoinHandle<T> {
 
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
-        self.shared.detached.set(true);
-        self.shared.waiter.set(None);
-        if let Some(Err(JoinError::Panicked(p))) = &*self.shared.result.borrow() {
+        self.shared().detached.set(true);
+        self.shared().waiter.set(None);
+        if let Some(Err(JoinError::Panicked(p))) = &*self.shared().result.borrow() {
             log_panic(&self.task.label(), p.as_ref());
         }
     }
@@ -308,26 +323,25 @@ impl Builder {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        let shared = Rc::new(Shared {
-            result: RefCell::new(None),
-            waiter: Cell::new(None),
-            others: WaitQueue::new(),
-            detached: Cell::new(false),
-        });
         let size = self.stack_size.unwrap_or_else(default_stack_size);
         let name = self.name.map(Rc::from);
         let id = hub::with(|h| h.next_id());
-        let body = Box::new(TaskBody {
-            f: Some(f),
-            shared: shared.clone(),
-            id,
-            name: name.clone(),
+        let task = Rc::new(Task {
+            shared: Shared {
+                id,
+                name: name.clone(),
+                result: RefCell::new(None),
+                waiter: Cell::new(None),
+                others: WaitQueue::new(),
+                detached: Cell::new(false),
+            },
+            f: Cell::new(Some(f)),
         });
-        let fiber = Fiber::new(Kind::Task, id, name, size, body);
+        let fiber = Fiber::new(Kind::Task, id, name, size, task.clone());
         hub::with(|h| h.register(&fiber));
         let handle = JoinHandle {
             task: TaskRef::new(fiber.clone()),
-            shared,
+            body: task,
             _not_send: PhantomData,
         };
         (handle, fiber)
@@ -340,27 +354,28 @@ fn outcome_claimed(p: Box<dyn Any + Send>) -> Box<dyn Any + Send> {
     p
 }
 
-/// A task's code and result slot, until it runs.
-struct TaskBody<F, T> {
-    /// `None` once the task ran.
-    f: Option<F>,
-    shared: Rc<Shared<T>>,
-    id: u64,
-    name: Option<Rc<str>>,
+/// A task: its code (until it runs) and its result slot, shared by the fiber (as its
+/// [`Body`]) and the `JoinHandle`.
+struct Task<F, T> {
+    shared: Shared<T>,
+    /// `None` once the task ran or was cancelled.
+    f: Cell<Option<F>>,
 }
 
-impl<F, T> TaskBody<F, T> {
-    fn label(&self) -> String {
-        match &self.name {
-            Some(n) => format!("'{n}'"),
-            None => format!("task #{}", self.id),
-        }
+/// The result slot of a [`Task`] without the closure's type.
+trait HasShared<T> {
+    fn shared(&self) -> &Shared<T>;
+}
+
+impl<F, T> HasShared<T> for Task<F, T> {
+    fn shared(&self) -> &Shared<T> {
+        &self.shared
     }
 }
 
-impl<F: FnOnce() -> T + 'static, T: 'static> Body for TaskBody<F, T> {
+impl<F: FnOnce() -> T + 'static, T: 'static> Body for Task<F, T> {
     /// The task entry: run `f`, catching its panic or kill, and publish the outcome.
-    fn run(mut self: Box<Self>) -> Next {
+    fn run(self: Rc<Self>) -> Next {
         let f = self.f.take().expect("a task runs once");
         let outcome = catch_unwind(AssertUnwindSafe(f));
         let result = match outcome {
@@ -371,27 +386,26 @@ impl<F: FnOnce() -> T + 'static, T: 'static> Body for TaskBody<F, T> {
             }
             Err(p) => Err(JoinError::Panicked(outcome_claimed(p))),
         };
-        self.shared.complete(result, || self.label());
+        self.shared.complete(result);
         Next::Park
     }
 
-    fn cannot_start(self: Box<Self>, err: io::Error) {
-        let msg = format!("grove: {} could not start: {err}", self.label());
+    fn cannot_start(self: Rc<Self>, err: io::Error) {
+        let msg = format!("grove: {} could not start: {err}", self.shared.label());
         log::error!("{msg}");
-        let mut this = self;
-        this.f = None;
-        this.shared
-            .complete(Err(JoinError::Panicked(Box::new(msg))), || this.label());
+        drop(self.f.take());
+        self.shared
+            .complete(Err(JoinError::Panicked(Box::new(msg))));
     }
-}
 
-impl<F, T> Drop for TaskBody<F, T> {
-    /// A task that never ran (killed before it started, or its thread exited) is finished as
-    /// killed; its closure is dropped with it.
-    fn drop(&mut self) {
-        if self.f.take().is_some() && self.shared.result.borrow().is_none() {
-            self.shared
-                .complete(Err(JoinError::Killed), || self.label());
+    /// A task that never runs (killed before it started, or its thread exited) is finished as
+    /// killed; its closure is dropped first.
+    fn cancel(self: Rc<Self>) {
+        if let Some(f) = self.f.take() {
+            drop(f);
+            if self.shared.result.borrow().is_none() {
+                self.shared.complete(Err(JoinError::Killed));
+            }
         }
     }
 }

@@ -38,13 +38,16 @@ pub(crate) enum Next {
     SwitchTo(Rc<Fiber>),
 }
 
-/// The code a fiber runs. Kept boxed until the fiber first runs: the stack is taken then, not
+/// The code a fiber runs, behind an `Rc` its owner may share (a task's body is also its result
+/// slot, so a spawn allocates once for both). The stack is taken when the fiber first runs, not
 /// at spawn, so tasks spawned in bulk touch no new memory until they run.
 pub(crate) trait Body {
     /// Runs the fiber's code. Must not unwind (entries catch their panics).
-    fn run(self: Box<Self>) -> Next;
+    fn run(self: Rc<Self>) -> Next;
     /// No stack could be had for the fiber: report `err` to whoever waits for it.
-    fn cannot_start(self: Box<Self>, err: io::Error);
+    fn cannot_start(self: Rc<Self>, err: io::Error);
+    /// The fiber will never run: drop its code (its captures' `Drop`s run) and finish it.
+    fn cancel(self: Rc<Self>);
 }
 
 /// Where a fiber is in its life.
@@ -159,7 +162,8 @@ pub(crate) struct Fiber {
     pub(crate) orphaned: Cell<bool>,
     /// Index in the hub's registry of live fibers.
     pub(crate) slot: Cell<usize>,
-    body: Cell<Option<Box<dyn Body>>>,
+    /// Until the fiber starts running (a prepared fiber keeps it too, to cancel it).
+    body: Cell<Option<Rc<dyn Body>>>,
     /// Requested stack size until the stack is taken; then its usable size.
     stack_size: Cell<usize>,
     guard: Cell<(usize, usize)>,
@@ -177,7 +181,7 @@ impl Fiber {
         kind: Kind,
         id: u64,
         name: Option<Rc<str>>,
-        body: Option<Box<dyn Body>>,
+        body: Option<Rc<dyn Body>>,
         stack_size: usize,
     ) -> Fiber {
         Fiber {
@@ -216,7 +220,7 @@ impl Fiber {
         id: u64,
         name: Option<Rc<str>>,
         stack_size: usize,
-        body: Box<dyn Body>,
+        body: Rc<dyn Body>,
     ) -> Rc<Fiber> {
         Rc::new(Fiber::bare(kind, id, name, Some(body), stack_size))
     }
@@ -230,18 +234,14 @@ impl Fiber {
         let Some(body) = self.body.take() else {
             return Ok(());
         };
-        match PooledStack::get(self.stack_size.get()) {
-            Ok(stack) => {
-                self.guard.set(stack.guard_range());
-                self.stack_size.set(stack.usable());
-                *self.co.borrow_mut() = Some(Co::with_stack(stack, wrap(body)));
-                Ok(())
-            }
-            Err(e) => {
-                self.body.set(Some(body));
-                Err(e)
-            }
-        }
+        let stack = PooledStack::get(self.stack_size.get());
+        let for_co = body.clone();
+        self.body.set(Some(body));
+        let stack = stack?;
+        self.guard.set(stack.guard_range());
+        self.stack_size.set(stack.usable());
+        *self.co.borrow_mut() = Some(Co::with_stack(stack, wrap(for_co)));
+        Ok(())
     }
 
     /// Asks the CPU to start loading what resuming this fiber will touch first: the fields of
@@ -422,7 +422,9 @@ impl Fiber {
         let body = self.body.take();
         let co = self.co.borrow_mut().take();
         self.state.set(State::Dead);
-        drop(body);
+        if let Some(body) = body {
+            body.cancel();
+        }
         if let Some(co) = co {
             // Prepared but never resumed: dropping it drops the body; the stack is reused.
             let mut co = co;
@@ -435,6 +437,9 @@ impl Fiber {
 
 impl Drop for Fiber {
     fn drop(&mut self) {
+        if let Some(body) = self.body.get_mut().take() {
+            body.cancel();
+        }
         if let Some(co) = self.co.get_mut().take() {
             if co.started() && !co.done() {
                 // Only reachable when a thread exits in a way that skipped the hub's teardown:
@@ -452,9 +457,13 @@ impl Drop for Fiber {
 
 /// Builds the coroutine body around `body`: records the yielder, runs the body, and makes sure
 /// no panic leaves it.
-fn wrap(body: Box<dyn Body>) -> impl FnOnce(&FiberYielder, ()) -> Next {
+fn wrap(body: Rc<dyn Body>) -> impl FnOnce(&FiberYielder, ()) -> Next {
     move |y: &FiberYielder, ()| {
-        with_running(|f| f.yielder.set(y));
+        let kept = with_running(|f| {
+            f.yielder.set(y);
+            f.body.take()
+        });
+        drop(kept);
         match catch_unwind(AssertUnwindSafe(|| body.run())) {
             Ok(next) => next,
             Err(p) => escaped(p),
