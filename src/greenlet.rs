@@ -114,7 +114,7 @@ pub fn getcurrent<T: 'static>() -> Greenlet<T> {
 /// The current greenlet's parent (`None` for a thread's main greenlet and for tasks), without
 /// taking a handle to the current greenlet.
 pub fn current_parent<T: 'static>() -> Option<Greenlet<T>> {
-    hub::with_current(|me| me.parent.borrow().clone()).map(Greenlet::from_fiber)
+    hub::with_current(|me| me.switch().parent.borrow().clone()).map(Greenlet::from_fiber)
 }
 
 /// Switches to the current greenlet's parent, sending `value` — Python's
@@ -171,7 +171,7 @@ impl<T: 'static> Greenlet<T> {
         });
         let fiber = Fiber::new(Kind::Greenlet, id, None, size, body);
         fiber.prepare()?;
-        *fiber.parent.borrow_mut() = Some(hub::current());
+        *fiber.switch().parent.borrow_mut() = Some(hub::current());
         hub::with(|h| h.register(&fiber));
         Ok(Greenlet::from_fiber(fiber))
     }
@@ -243,7 +243,7 @@ impl<T: 'static> Greenlet<T> {
         hub::switch_to(g.clone());
         let panic = hub::with_current(|me| {
             me.clear_inbox();
-            me.inbox_panic.take()
+            me.switch().inbox_panic.take()
         });
         match panic {
             Some(p) if !p.is::<GreenletExit>() => resume_unwind(p),
@@ -253,7 +253,12 @@ impl<T: 'static> Greenlet<T> {
 
     /// The parent greenlet (`None` for a thread's main greenlet and for tasks).
     pub fn parent(&self) -> Option<Greenlet<T>> {
-        self.fiber.parent.borrow().clone().map(Greenlet::from_fiber)
+        self.fiber
+            .switch()
+            .parent
+            .borrow()
+            .clone()
+            .map(Greenlet::from_fiber)
     }
 
     /// Makes `parent` this greenlet's parent.
@@ -266,9 +271,9 @@ impl<T: 'static> Greenlet<T> {
             if Rc::ptr_eq(&f, &self.fiber) {
                 return Err(ParentCycle);
             }
-            cur = f.parent.borrow().clone();
+            cur = f.switch().parent.borrow().clone();
         }
-        *self.fiber.parent.borrow_mut() = Some(parent.fiber.clone());
+        *self.fiber.switch().parent.borrow_mut() = Some(parent.fiber.clone());
         Ok(())
     }
 
@@ -318,7 +323,7 @@ fn die_as_itself(g: &Rc<Fiber>) {
         return;
     }
     let me = hub::current();
-    *g.return_to.borrow_mut() = Some(me.clone());
+    *g.switch().return_to.borrow_mut() = Some(me.clone());
     g.interrupt.set(Some(Interrupt::Exit));
     // If this code unwinds while waiting (a kill of its own), the greenlet must not come back
     // here when it is done.
@@ -331,7 +336,7 @@ fn die_as_itself(g: &Rc<Fiber>) {
         hub::wait_for_switch();
     }
     std::mem::forget(orphan_on_unwind);
-    let panic = me.inbox_panic.take();
+    let panic = me.switch().inbox_panic.take();
     if let Some(p) = panic.filter(|p| !p.is::<GreenletExit>()) {
         log::error!(
             "grove: greenlet #{} panicked while it was unwound after its last handle was \
@@ -346,7 +351,7 @@ struct OrphanOnUnwind<'a>(&'a Rc<Fiber>);
 
 impl Drop for OrphanOnUnwind<'_> {
     fn drop(&mut self) {
-        self.0.return_to.borrow_mut().take();
+        self.0.switch().return_to.borrow_mut().take();
         self.0.orphaned.set(true);
     }
 }
@@ -375,7 +380,7 @@ impl<T: 'static, F: FnOnce(T) -> T + 'static> Body for Entry<T, F> {
         drop(me);
         match outcome {
             Ok(v) => put_value(&target, v),
-            Err(p) => target.inbox_panic.set(Some(p)),
+            Err(p) => target.switch().inbox_panic.set(Some(p)),
         }
         Next::SwitchTo(target)
     }
@@ -396,7 +401,7 @@ fn finish_target(me: &Rc<Fiber>) -> Option<Rc<Fiber>> {
     if me.orphaned.get() {
         return None;
     }
-    let target = match me.return_to.borrow_mut().take() {
+    let target = match me.switch().return_to.borrow_mut().take() {
         Some(t) => t,
         None => live_target(me),
     };
@@ -451,7 +456,7 @@ fn receive_slow<T: 'static>() -> T {
             ),
             Err(false) => {}
         }
-        if let Some(p) = hub::with_current(|me| me.inbox_panic.take()) {
+        if let Some(p) = hub::with_current(|me| me.switch().inbox_panic.take()) {
             resume_unwind(p);
         }
         // Resumed without a value: by an interrupt. Unwind for it; if this fiber is already
@@ -465,7 +470,7 @@ fn receive_slow<T: 'static>() -> T {
 fn live_target(f: &Rc<Fiber>) -> Rc<Fiber> {
     let mut cur = f.clone();
     while cur.state.get() == State::Dead {
-        let parent = cur.parent.borrow().clone();
+        let parent = cur.switch().parent.borrow().clone();
         cur = parent.unwrap_or_else(hub::root);
     }
     cur

@@ -90,7 +90,8 @@ struct Shared<T> {
     /// The first who waits in `join` or `kill` (the common case, without allocating).
     waiter: Cell<Option<Waker>>,
     /// Anyone else waiting at the same time (several tasks killing the same task).
-    others: WaitQueue,
+    /// Made on first use: most tasks have at most one waiter.
+    others: std::cell::OnceCell<Box<WaitQueue>>,
     /// The handle was dropped: nobody will look at the result.
     detached: Cell<bool>,
 }
@@ -111,7 +112,9 @@ impl<T> Shared<T> {
         if let Some(w) = self.waiter.take() {
             w.wake(WakeReason::Notified);
         }
-        self.others.notify_all();
+        if let Some(q) = self.others.get() {
+            q.notify_all();
+        }
     }
 }
 
@@ -216,7 +219,11 @@ impl<T> JoinHandle<T> {
             if slot.as_ref().is_some_and(|w| !w.is_for_current()) {
                 // Someone else waits in the slot: queue up behind it.
                 self.shared().waiter.set(slot);
-                self.shared().others.wait(what, None);
+                let q = self
+                    .shared()
+                    .others
+                    .get_or_init(|| Box::new(WaitQueue::new()));
+                q.wait(what, None);
             } else {
                 self.shared().waiter.set(Some(hub::current_waker()));
                 hub::park(what);
@@ -332,7 +339,7 @@ impl Builder {
                 name: name.clone(),
                 result: RefCell::new(None),
                 waiter: Cell::new(None),
-                others: WaitQueue::new(),
+                others: std::cell::OnceCell::new(),
                 detached: Cell::new(false),
             },
             f: Cell::new(Some(f)),

@@ -17,7 +17,7 @@
 //! A fiber never calls the hub: the hub hands it what it needs.
 
 use std::any::{Any, TypeId};
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
@@ -89,6 +89,79 @@ pub(crate) enum Interrupt {
     Exit,
 }
 
+impl Switch {
+    /// Moves `value` into this fiber's inbox, reusing the slot while the type stays the same
+    /// (no allocation per switch). A value still there is dropped.
+    #[inline(always)]
+    pub(crate) fn put_value<T: 'static>(&self, value: T) {
+        self.inbox_full.set(true);
+        let mut inbox = self.inbox.borrow_mut();
+        if self.inbox_type.get() == Some(TypeId::of::<Option<T>>()) {
+            if let Some(b) = inbox.as_mut() {
+                let p = &mut **b as *mut dyn Any as *mut Option<T>;
+                // SAFETY: by the field's invariant the box holds an `Option<T>` (its type id was
+                // just compared), and the `RefCell` borrow makes this the only access.
+                unsafe { *p = Some(value) };
+                return;
+            }
+        }
+        *inbox = Some(Box::new(Some(value)));
+        self.inbox_type.set(Some(TypeId::of::<Option<T>>()));
+    }
+
+    /// Takes the inbox value if it holds one of type `T`; `Err(true)` if it holds one of another
+    /// type, `Err(false)` if it is empty.
+    #[inline(always)]
+    pub(crate) fn take_value<T: 'static>(&self) -> Result<T, bool> {
+        if !self.inbox_full.get() {
+            return Err(false);
+        }
+        if self.inbox_type.get() != Some(TypeId::of::<Option<T>>()) {
+            return Err(true);
+        }
+        let mut inbox = self.inbox.borrow_mut();
+        let Some(b) = inbox.as_mut() else {
+            return Err(false);
+        };
+        let p = &mut **b as *mut dyn Any as *mut Option<T>;
+        // SAFETY: as in `put_value`: the recorded type id matches and the borrow is exclusive.
+        let v = unsafe { (*p).take() };
+        self.inbox_full.set(false);
+        v.ok_or(false)
+    }
+
+    /// Drops whatever value the inbox holds.
+    pub(crate) fn clear_inbox(&self) {
+        self.inbox_full.set(false);
+        self.inbox_type.set(None);
+        let old = self.inbox.borrow_mut().take();
+        drop(old);
+    }
+}
+
+/// A fiber's greenlet-switching state: the inbox a switched value travels in, and the links
+/// that say where control goes when a greenlet dies.
+#[derive(Default)]
+pub(crate) struct Switch {
+    /// A value switched to this fiber and not yet received: the target owns it. Holds an
+    /// `Option<T>` that is reused while the value type stays the same.
+    ///
+    /// # Invariant
+    /// When `inbox_type` is `Some(id)`, `inbox` holds a box whose contents are of the type
+    /// `id` identifies.
+    inbox: RefCell<Option<Box<dyn Any>>>,
+    inbox_type: Cell<Option<TypeId>>,
+    /// Whether `inbox` holds a value now.
+    inbox_full: Cell<bool>,
+    /// A finished child's panic (or `GreenletExit`) for this fiber's pending switch.
+    pub(crate) inbox_panic: Cell<Option<Box<dyn Any + Send>>>,
+    /// Greenlets: who receives control when this one dies.
+    pub(crate) parent: RefCell<Option<Rc<Fiber>>>,
+    /// Greenlets being unwound because their last handle went away: who gets control back
+    /// when the unwinding ends (instead of the parent).
+    pub(crate) return_to: RefCell<Option<Rc<Fiber>>>,
+}
+
 /// Which `Timeout` fired, for its unwind payload and the report if nothing catches it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TimeoutOrigin {
@@ -132,29 +205,14 @@ pub(crate) struct Fiber {
     pub(crate) gen: Cell<u32>,
     pub(crate) state: Cell<State>,
     pub(crate) wake_reason: Cell<WakeReason>,
-    /// A value switched to this fiber and not yet received (greenlets): the target owns it.
-    /// Holds an `Option<T>` that is reused while the value type stays the same.
-    ///
-    /// # Invariant
-    /// When `inbox_type` is `Some(id)`, `inbox` holds a box whose contents are of the type
-    /// `id` identifies.
-    inbox: RefCell<Option<Box<dyn Any>>>,
-    inbox_type: Cell<Option<TypeId>>,
-    /// Whether `inbox` holds a value now.
-    inbox_full: Cell<bool>,
-    /// A finished child's panic (or `GreenletExit`) for this fiber's pending switch.
-    pub(crate) inbox_panic: Cell<Option<Box<dyn Any + Send>>>,
+    /// What greenlet-style switching needs (made on first use: most tasks never switch).
+    switch: OnceCell<Box<Switch>>,
     pub(crate) kind: Kind,
     /// The fiber is unwinding (an interrupt or a panic is on its way up its stack). An
     /// interrupt that lands now is not turned into a second unwind.
     pub(crate) unwinding: Cell<bool>,
     pub(crate) id: u64,
     pub(crate) name: Option<Rc<str>>,
-    /// Greenlets: who receives control when this one dies.
-    pub(crate) parent: RefCell<Option<Rc<Fiber>>>,
-    /// Greenlets being unwound because their last handle went away: who gets control back
-    /// when the unwinding ends (instead of the parent).
-    pub(crate) return_to: RefCell<Option<Rc<Fiber>>>,
     /// Greenlets: how many user handles exist.
     pub(crate) handles: Cell<usize>,
     /// Greenlets: it dies with no one to return to (its last handle went away where no switch
@@ -194,16 +252,11 @@ impl Fiber {
             gen: Cell::new(0),
             state: Cell::new(State::Fresh),
             wake_reason: Cell::new(WakeReason::Notified),
-            inbox: RefCell::new(None),
-            inbox_type: Cell::new(None),
-            inbox_full: Cell::new(false),
-            inbox_panic: Cell::new(None),
+            switch: OnceCell::new(),
             kind,
             unwinding: Cell::new(false),
             id,
             name,
-            parent: RefCell::new(None),
-            return_to: RefCell::new(None),
             handles: Cell::new(0),
             orphaned: Cell::new(false),
             slot: Cell::new(usize::MAX),
@@ -264,52 +317,32 @@ impl Fiber {
         }
     }
 
-    /// Moves `value` into this fiber's inbox, reusing the slot while the type stays the same
-    /// (no allocation per switch). A value still there is dropped.
+    /// This fiber's switching state, made on first use.
     #[inline(always)]
-    pub(crate) fn put_value<T: 'static>(&self, value: T) {
-        self.inbox_full.set(true);
-        let mut inbox = self.inbox.borrow_mut();
-        if self.inbox_type.get() == Some(TypeId::of::<Option<T>>()) {
-            if let Some(b) = inbox.as_mut() {
-                let p = &mut **b as *mut dyn Any as *mut Option<T>;
-                // SAFETY: by the field's invariant the box holds an `Option<T>` (its type id was
-                // just compared), and the `RefCell` borrow makes this the only access.
-                unsafe { *p = Some(value) };
-                return;
-            }
-        }
-        *inbox = Some(Box::new(Some(value)));
-        self.inbox_type.set(Some(TypeId::of::<Option<T>>()));
+    pub(crate) fn switch(&self) -> &Switch {
+        self.switch.get_or_init(Box::default)
     }
 
-    /// Takes the inbox value if it holds one of type `T`; `Err(true)` if it holds one of another
-    /// type, `Err(false)` if it is empty.
+    /// Moves `value` into this fiber's inbox (see [`Switch::put_value`]).
+    #[inline(always)]
+    pub(crate) fn put_value<T: 'static>(&self, value: T) {
+        self.switch().put_value(value);
+    }
+
+    /// Takes the inbox value (see [`Switch::take_value`]); `Err(false)` if there is none.
     #[inline(always)]
     pub(crate) fn take_value<T: 'static>(&self) -> Result<T, bool> {
-        if !self.inbox_full.get() {
-            return Err(false);
+        match self.switch.get() {
+            Some(s) => s.take_value(),
+            None => Err(false),
         }
-        if self.inbox_type.get() != Some(TypeId::of::<Option<T>>()) {
-            return Err(true);
-        }
-        let mut inbox = self.inbox.borrow_mut();
-        let Some(b) = inbox.as_mut() else {
-            return Err(false);
-        };
-        let p = &mut **b as *mut dyn Any as *mut Option<T>;
-        // SAFETY: as in `put_value`: the recorded type id matches and the borrow is exclusive.
-        let v = unsafe { (*p).take() };
-        self.inbox_full.set(false);
-        v.ok_or(false)
     }
 
     /// Drops whatever value the inbox holds.
     pub(crate) fn clear_inbox(&self) {
-        self.inbox_full.set(false);
-        self.inbox_type.set(None);
-        let old = self.inbox.borrow_mut().take();
-        drop(old);
+        if let Some(s) = self.switch.get() {
+            s.clear_inbox();
+        }
     }
 
     /// Whether this is the thread's root fiber.
