@@ -12,9 +12,10 @@
 //! Every thread keeps its own free lists, one per stack size (tasks never leave their thread).
 //! A stack that comes back is *warm*: its touched pages stay resident, and the next `get` of its
 //! size takes the warmest one (last in, first out), so a task that ends without parking hands
-//! the next task the same stack, pages and cache lines. A size class keeps at most
-//! [`HIGH_WATER_BYTES`] of warm stacks; past that, the coldest are trimmed down to
-//! [`LOW_WATER_BYTES`] in one batch: `madvise(MADV_DONTNEED)` on their usable pages (resident
+//! the next task the same stack, pages and cache lines. When the hub is about to block (idle,
+//! [`trim_idle`]) a size class keeps [`LOW_WATER_BYTES`] of warm stacks; while the thread is
+//! busy it may hold up to [`BURST_FACTOR`] × [`HIGH_WATER_BYTES`] before it trims down to
+//! [`HIGH_WATER_BYTES`]. A trim is one batch: `madvise(MADV_DONTNEED)` on their usable pages (resident
 //! memory drops at once; `MADV_FREE` would leave it counted until the kernel needs the memory),
 //! and they move to the *clean* list, which costs address space and page tables but no RSS.
 //! Past [`CLEAN_KEEP_CHUNKS`] chunks' worth of clean stacks, chunks whose stacks are all clean
@@ -51,6 +52,10 @@ const CHUNK_STACKS: usize = 256;
 
 /// A size class keeps at most this many bytes (of address space) of warm idle stacks.
 const HIGH_WATER_BYTES: usize = 16 * 1024 * 1024;
+
+/// While the thread is busy, a size class may hold this many times [`HIGH_WATER_BYTES`] of warm
+/// stacks before it trims; [`trim_idle`] brings it down to [`LOW_WATER_BYTES`].
+const BURST_FACTOR: usize = 64;
 
 /// Trimming stops once this many bytes of warm idle stacks remain.
 const LOW_WATER_BYTES: usize = 8 * 1024 * 1024;
@@ -112,15 +117,27 @@ pub fn default_stack_size() -> usize {
 
 /// Gives memory back while the thread has nothing to do; the hub calls it before it blocks.
 ///
-/// Stacks are already trimmed as they come back; this returns the allocator's free pages after
-/// a burst big enough to have trimmed [`HEAP_TRIM_AFTER`] bytes of stacks since the last time.
-/// Otherwise it only reads a counter, so calling it on every idle wait is fine.
+/// Trims each size class's warm stacks down to [`LOW_WATER_BYTES`], and returns the
+/// allocator's free pages after a burst big enough to have trimmed [`HEAP_TRIM_AFTER`] bytes of
+/// stacks since the last time. With nothing to trim it only compares a few counters, so
+/// calling it on every idle wait is fine.
 pub(crate) fn trim_idle() {
     let due = POOL
         .try_with(|p| match p.try_borrow_mut() {
-            Ok(mut p) if p.trimmed >= HEAP_TRIM_AFTER => {
-                p.trimmed = 0;
-                true
+            Ok(mut p) => {
+                let mut trimmed = 0;
+                for class in &mut p.classes {
+                    if class.warm.len() > class.low {
+                        trimmed += class.trim(class.low);
+                    }
+                }
+                p.trimmed = p.trimmed.saturating_add(trimmed);
+                if p.trimmed >= HEAP_TRIM_AFTER {
+                    p.trimmed = 0;
+                    true
+                } else {
+                    false
+                }
             }
             _ => false,
         })
@@ -290,11 +307,16 @@ impl SizeClass {
     }
 
     /// Pools a stack that was used; returns how many bytes of stacks that trimmed.
+    ///
+    /// While the thread is busy, stacks are only trimmed past [`BURST_FACTOR`] times the high
+    /// water mark (and then down to it): freeing pages costs about a microsecond a stack, which
+    /// a burst of short tasks would otherwise pay on every exit. The rest waits for
+    /// [`trim_idle`].
     #[inline]
     fn put(&mut self, slot: Slot) -> usize {
         self.warm.push_back(slot);
-        if self.warm.len() > self.high {
-            return self.trim(self.low);
+        if self.warm.len() > self.high.saturating_mul(BURST_FACTOR) {
+            return self.trim(self.high);
         }
         0
     }
@@ -471,16 +493,36 @@ mod tests {
     }
 
     #[test]
-    fn warm_idle_stacks_are_capped_at_the_high_water_mark() {
+    fn warm_idle_stacks_are_capped_while_busy_and_trimmed_when_idle() {
         let size = 44 * 1024;
         let stacks: Vec<_> = (0..2000).map(|_| PooledStack::get(size).unwrap()).collect();
         drop(stacks);
         POOL.with(|p| {
             let mut p = p.borrow_mut();
             let class = p.class(size);
-            assert!(class.warm.len() <= class.high, "{} warm", class.warm.len());
-            assert!(class.warm.len() * size <= HIGH_WATER_BYTES);
-            assert!(class.clean.len() >= 2000 - class.high);
+            assert!(class.warm.len() <= class.high * BURST_FACTOR);
+        });
+        trim_idle();
+        POOL.with(|p| {
+            let mut p = p.borrow_mut();
+            let class = p.class(size);
+            assert!(class.warm.len() <= class.low, "{} warm", class.warm.len());
+            assert!(class.warm.len() * size <= LOW_WATER_BYTES);
+            assert!(class.clean.len() >= 2000 - class.low);
+        });
+    }
+
+    #[test]
+    fn a_burst_past_the_busy_cap_is_trimmed_at_once() {
+        let size = 4 * 1024 * 1024;
+        let high = (HIGH_WATER_BYTES / size).max(1);
+        let n = high * BURST_FACTOR + 8;
+        let stacks: Vec<_> = (0..n).map(|_| PooledStack::get(size).unwrap()).collect();
+        drop(stacks);
+        POOL.with(|p| {
+            let mut p = p.borrow_mut();
+            let class = p.class(size);
+            assert!(class.warm.len() <= high * BURST_FACTOR, "{} warm", class.warm.len());
         });
     }
 
@@ -495,6 +537,7 @@ mod tests {
         chunks.dedup();
         assert_eq!(chunks.len(), 12);
         drop(stacks);
+        trim_idle();
         POOL.with(|p| {
             let mut p = p.borrow_mut();
             let class = p.class(size);
@@ -517,9 +560,11 @@ mod tests {
         let stacks: Vec<_> = (0..2000).map(|_| PooledStack::get(size).unwrap()).collect();
         drop(stacks);
         let trimmed = || POOL.with(|p| p.borrow().trimmed);
-        assert!(trimmed() >= HEAP_TRIM_AFTER);
+        // This idle trim frees ~90 MiB of stacks, past HEAP_TRIM_AFTER: it trims the heap and
+        // resets the counter.
         trim_idle();
         assert_eq!(trimmed(), 0);
+        POOL.with(|p| assert!(p.borrow_mut().class(size).clean.len() >= 1000));
         trim_idle();
         assert_eq!(trimmed(), 0);
     }
