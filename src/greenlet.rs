@@ -134,7 +134,10 @@ pub fn switch_to_parent<T: 'static>(value: T) -> T {
 
 impl<T: 'static> Greenlet<T> {
     fn from_fiber(fiber: Rc<Fiber>) -> Self {
-        fiber.handles.set(fiber.handles.get() + 1);
+        let n = fiber.handles.get().checked_add(1);
+        fiber
+            .handles
+            .set(n.expect("grove: more than 4 billion handles to one greenlet"));
         Greenlet {
             fiber,
             _values: PhantomData,
@@ -385,7 +388,7 @@ impl<T: 'static, F: FnOnce(T) -> T + 'static> Body for Entry<T, F> {
         Next::SwitchTo(target)
     }
 
-    fn cannot_start(self: Rc<Self>, _err: io::Error) {
+    fn cannot_start(self: Rc<Self>, _err: io::Error, _label: &str) {
         // Greenlets take their stack when created, so this is never reached.
         drop(self.f.take());
     }

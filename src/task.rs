@@ -84,8 +84,6 @@ impl std::error::Error for JoinError {}
 
 /// The result slot shared by a task and its handle.
 struct Shared<T> {
-    id: u64,
-    name: Option<Rc<str>>,
     result: RefCell<Option<Result<T, JoinError>>>,
     /// The first who waits in `join` or `kill` (the common case, without allocating).
     waiter: Cell<Option<Waker>>,
@@ -97,16 +95,9 @@ struct Shared<T> {
 }
 
 impl<T> Shared<T> {
-    fn label(&self) -> String {
-        match &self.name {
-            Some(n) => format!("'{n}'"),
-            None => format!("task #{}", self.id),
-        }
-    }
-
-    fn complete(&self, result: Result<T, JoinError>) {
+    fn complete(&self, result: Result<T, JoinError>, label: impl FnOnce() -> String) {
         if let (Err(JoinError::Panicked(p)), true) = (&result, self.detached.get()) {
-            log_panic(&self.label(), p.as_ref());
+            log_panic(&label(), p.as_ref());
         }
         *self.result.borrow_mut() = Some(result);
         if let Some(w) = self.waiter.take() {
@@ -331,12 +322,10 @@ impl Builder {
         T: 'static,
     {
         let size = self.stack_size.unwrap_or_else(default_stack_size);
-        let name = self.name.map(Rc::from);
+        let name = self.name.map(Box::new);
         let id = hub::with(|h| h.next_id());
         let task = Rc::new(Task {
             shared: Shared {
-                id,
-                name: name.clone(),
                 result: RefCell::new(None),
                 waiter: Cell::new(None),
                 others: std::cell::OnceCell::new(),
@@ -393,16 +382,19 @@ impl<F: FnOnce() -> T + 'static, T: 'static> Body for Task<F, T> {
             }
             Err(p) => Err(JoinError::Panicked(outcome_claimed(p))),
         };
-        self.shared.complete(result);
+        self.shared
+            .complete(result, || hub::with_current(|f| f.label()));
         Next::Park
     }
 
-    fn cannot_start(self: Rc<Self>, err: io::Error) {
-        let msg = format!("grove: {} could not start: {err}", self.shared.label());
+    fn cannot_start(self: Rc<Self>, err: io::Error, label: &str) {
+        let msg = format!("grove: {label} could not start: {err}");
         log::error!("{msg}");
         drop(self.f.take());
         self.shared
-            .complete(Err(JoinError::Panicked(Box::new(msg))));
+            .complete(Err(JoinError::Panicked(Box::new(msg))), || {
+                label.to_string()
+            });
     }
 
     /// A task that never runs (killed before it started, or its thread exited) is finished as
@@ -411,7 +403,7 @@ impl<F: FnOnce() -> T + 'static, T: 'static> Body for Task<F, T> {
         if let Some(f) = self.f.take() {
             drop(f);
             if self.shared.result.borrow().is_none() {
-                self.shared.complete(Err(JoinError::Killed));
+                self.shared.complete(Err(JoinError::Killed), String::new);
             }
         }
     }

@@ -54,26 +54,28 @@ impl Timeout {
     /// represent as an instant (`Duration::MAX`) never fires.
     #[track_caller]
     pub fn start(d: Duration) -> Timeout {
-        Timeout::arm(hub::timers::deadline_after(d), Some(d))
+        Timeout::arm(hub::timers::deadline_after(d))
     }
 
     /// Arms a timeout that fires at `deadline` in the current task.
     #[track_caller]
     pub fn at(deadline: Instant) -> Timeout {
-        Timeout::arm(Some(deadline), None)
+        Timeout::arm(Some(deadline))
     }
 
     #[track_caller]
-    fn arm(deadline: Option<Instant>, after: Option<Duration>) -> Timeout {
+    fn arm(deadline: Option<Instant>) -> Timeout {
         let id = NEXT_ID.with(|n| n.replace(n.get() + 1));
         let origin = TimeoutOrigin {
             id,
             armed_at: std::panic::Location::caller(),
-            after,
         };
         let key = deadline.map(|at| {
             let fiber = hub::current();
-            hub::add_timer(at, Action::Interrupt(fiber, Interrupt::Timeout(origin)))
+            hub::add_timer(
+                at,
+                Action::Interrupt(Box::new((fiber, Interrupt::Timeout(origin)))),
+            )
         });
         Timeout {
             id,

@@ -45,7 +45,7 @@ pub(crate) trait Body {
     /// Runs the fiber's code. Must not unwind (entries catch their panics).
     fn run(self: Rc<Self>) -> Next;
     /// No stack could be had for the fiber: report `err` to whoever waits for it.
-    fn cannot_start(self: Rc<Self>, err: io::Error);
+    fn cannot_start(self: Rc<Self>, err: io::Error, label: &str);
     /// The fiber will never run: drop its code (its captures' `Drop`s run) and finish it.
     fn cancel(self: Rc<Self>);
 }
@@ -169,8 +169,6 @@ pub(crate) struct TimeoutOrigin {
     pub(crate) id: u64,
     /// Where it was armed.
     pub(crate) armed_at: &'static std::panic::Location<'static>,
-    /// The duration it was armed with, if it was given one.
-    pub(crate) after: Option<std::time::Duration>,
 }
 
 /// Which flavour of fiber this is.
@@ -203,28 +201,29 @@ pub(crate) struct Fiber {
     pub(crate) interrupt: Cell<Option<Interrupt>>,
     /// Bumped on every wake and every return from a park: a waker is good for one park only.
     pub(crate) gen: Cell<u32>,
+    /// Greenlets: how many user handles exist.
+    pub(crate) handles: Cell<u32>,
+    /// Index in the hub's registry of live fibers (`u32::MAX`: none).
+    pub(crate) slot: Cell<u32>,
     pub(crate) state: Cell<State>,
     pub(crate) wake_reason: Cell<WakeReason>,
-    /// What greenlet-style switching needs (made on first use: most tasks never switch).
-    switch: OnceCell<Box<Switch>>,
     pub(crate) kind: Kind,
     /// The fiber is unwinding (an interrupt or a panic is on its way up its stack). An
     /// interrupt that lands now is not turned into a second unwind.
     pub(crate) unwinding: Cell<bool>,
-    pub(crate) id: u64,
-    pub(crate) name: Option<Rc<str>>,
-    /// Greenlets: how many user handles exist.
-    pub(crate) handles: Cell<usize>,
     /// Greenlets: it dies with no one to return to (its last handle went away where no switch
     /// was possible); when it finishes, control goes back to the hub, not to its parent.
     pub(crate) orphaned: Cell<bool>,
-    /// Index in the hub's registry of live fibers.
-    pub(crate) slot: Cell<usize>,
+    /// What greenlet-style switching needs (made on first use: most tasks never switch).
+    switch: OnceCell<Box<Switch>>,
+    pub(crate) id: u64,
+    pub(crate) name: Option<Box<String>>,
     /// Until the fiber starts running (a prepared fiber keeps it too, to cancel it).
     body: Cell<Option<Rc<dyn Body>>>,
     /// Requested stack size until the stack is taken; then its usable size.
     stack_size: Cell<usize>,
-    guard: Cell<(usize, usize)>,
+    /// The guard page's address (one page).
+    guard: Cell<usize>,
 }
 
 impl Fiber {
@@ -238,7 +237,7 @@ impl Fiber {
     fn bare(
         kind: Kind,
         id: u64,
-        name: Option<Rc<str>>,
+        name: Option<Box<String>>,
         body: Option<Rc<dyn Body>>,
         stack_size: usize,
     ) -> Fiber {
@@ -259,10 +258,10 @@ impl Fiber {
             name,
             handles: Cell::new(0),
             orphaned: Cell::new(false),
-            slot: Cell::new(usize::MAX),
+            slot: Cell::new(u32::MAX),
             body: Cell::new(body),
             stack_size: Cell::new(stack_size),
-            guard: Cell::new((0, 0)),
+            guard: Cell::new(0),
         }
     }
 
@@ -271,7 +270,7 @@ impl Fiber {
     pub(crate) fn new(
         kind: Kind,
         id: u64,
-        name: Option<Rc<str>>,
+        name: Option<Box<String>>,
         stack_size: usize,
         body: Rc<dyn Body>,
     ) -> Rc<Fiber> {
@@ -291,7 +290,7 @@ impl Fiber {
         let for_co = body.clone();
         self.body.set(Some(body));
         let stack = stack?;
-        self.guard.set(stack.guard_range());
+        self.guard.set(stack.guard_range().0);
         self.stack_size.set(stack.usable());
         *self.co.borrow_mut() = Some(Co::with_stack(stack, wrap(for_co)));
         Ok(())
@@ -410,7 +409,7 @@ impl Fiber {
             Err(e) => {
                 self.state.set(State::Dead);
                 if let Some(body) = self.body.take() {
-                    body.cannot_start(e);
+                    body.cannot_start(e, &self.label());
                 }
                 Next::Park
             }
@@ -675,9 +674,9 @@ pub(crate) fn current_for_signal() -> Option<SignalInfo> {
     // borrow is only used by the handler before it aborts the process.
     let f: &'static Fiber = unsafe { &*p };
     Some(SignalInfo {
-        guard: f.guard.get(),
+        guard: (f.guard.get(), f.guard.get() + super::stack::page_size()),
         stack_size: f.stack_size.get(),
-        name: f.name.as_deref(),
+        name: f.name.as_deref().map(String::as_str),
         id: f.id,
         kind: f.kind_word(),
     })

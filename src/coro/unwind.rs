@@ -52,14 +52,9 @@ impl Drop for TimeoutFired {
         if self.claimed.load(Ordering::Relaxed) || !on_root() {
             return;
         }
-        let o = &self.origin;
-        let after = match o.after {
-            Some(d) => format!(" of {d:?}"),
-            None => String::new(),
-        };
         eprintln!(
-            "grove: uncaught Timeout{after} (armed at {}) unwound main",
-            o.armed_at
+            "grove: uncaught Timeout (armed at {}) unwound main",
+            self.origin.armed_at
         );
     }
 }

@@ -46,7 +46,7 @@ impl TaskRef {
 
     /// The task's name, if it was given one.
     pub(crate) fn name(&self) -> Option<&str> {
-        self.0.name.as_deref()
+        self.0.name.as_deref().map(String::as_str)
     }
 
     /// The name for messages (`'name'` or `task #3`).

@@ -68,6 +68,8 @@ pub(crate) struct Hub {
     next_id: Cell<u64>,
     /// The thread is exiting: nothing parks any more.
     tearing_down: Cell<bool>,
+    /// Fibers that died since the hub last gave memory back.
+    died: Cell<u32>,
 }
 
 /// Every live task and greenlet. The registry owns them: a task lives until it finishes (or its
@@ -107,6 +109,7 @@ impl Hub {
             }),
             next_id: Cell::new(1),
             tearing_down: Cell::new(false),
+            died: Cell::new(0),
         }
     }
 
@@ -145,7 +148,9 @@ impl Hub {
                 reg.slots.len() - 1
             }
         };
-        fiber.slot.set(slot);
+        fiber
+            .slot
+            .set(u32::try_from(slot).expect("fewer than 4 billion live fibers"));
     }
 
     /// Marks a fiber that died without running dead and drops it from the registry.
@@ -155,8 +160,10 @@ impl Hub {
     }
 
     fn unregister(&self, fiber: &Fiber) {
-        let slot = fiber.slot.replace(usize::MAX);
-        if slot != usize::MAX {
+        let slot = fiber.slot.replace(u32::MAX);
+        if slot != u32::MAX {
+            let slot = slot as usize;
+            self.died.set(self.died.get().saturating_add(1));
             let gone = {
                 let mut reg = self.registry.borrow_mut();
                 reg.free.push(slot);
@@ -269,8 +276,7 @@ impl Hub {
             }
         };
         if timeout != Some(0) {
-            // About to block: a good moment to give memory back after a burst.
-            crate::coro::stack::trim_idle();
+            self.give_memory_back();
         }
         if timeout != Some(0) || self.reactor.has_waiters() {
             self.reactor.poll(timeout);
@@ -279,6 +285,16 @@ impl Hub {
             self.fire_timers(Instant::now());
         }
         true
+    }
+
+    /// About to block: a good moment to give memory back after a burst — idle stacks, and
+    /// the allocator's free pages once many fibers (each a few hundred bytes of heap) died.
+    fn give_memory_back(&self) {
+        crate::coro::stack::trim_idle();
+        if self.died.get() >= HEAP_TRIM_AFTER_DEATHS {
+            self.died.set(0);
+            crate::coro::stack::trim_heap();
+        }
     }
 
     fn fire_timers(&self, now: Instant) {
@@ -291,7 +307,7 @@ impl Hub {
                 Some(Action::Wake(w)) => {
                     w.wake(WakeReason::TimedOut);
                 }
-                Some(Action::Interrupt(fiber, why)) => interrupts.push((fiber, why)),
+                Some(Action::Interrupt(target)) => interrupts.push(*target),
                 None => break,
             }
         }
@@ -424,6 +440,9 @@ impl Hub {
         }
     }
 }
+
+/// After this many fibers died, the next idle moment returns the allocator's free pages.
+const HEAP_TRIM_AFTER_DEATHS: u32 = 50_000;
 
 /// How many kill-and-run rounds thread exit gives fibers blocked in their `Drop`s.
 const TEARDOWN_ROUNDS: usize = 8;

@@ -19,8 +19,9 @@ pub(crate) struct TimerKey(Instant, u64);
 pub(crate) enum Action {
     /// Wake a parked fiber with `WakeReason::TimedOut` (sleep, waits with a deadline).
     Wake(Waker),
-    /// Deliver an interrupt to a fiber (a `Timeout` firing).
-    Interrupt(Rc<Fiber>, Interrupt),
+    /// Deliver an interrupt to a fiber (a `Timeout` firing). Boxed: sleeps and waits (the
+    /// `Wake`s) far outnumber timeouts, and every timer entry is as big as the largest action.
+    Interrupt(Box<(Rc<Fiber>, Interrupt)>),
 }
 
 /// All pending timers of one hub.
