@@ -217,6 +217,9 @@ pub(crate) struct Fiber {
     /// What greenlet-style switching needs (made on first use: most tasks never switch).
     switch: OnceCell<Box<Switch>>,
     pub(crate) id: u64,
+    /// Boxed so that the field is one word: most fibers have no name, and every byte of a
+    /// fiber counts a million times over.
+    #[allow(clippy::box_collection)]
     pub(crate) name: Option<Box<String>>,
     /// Until the fiber starts running (a prepared fiber keeps it too, to cancel it).
     body: Cell<Option<Rc<dyn Body>>>,
@@ -234,6 +237,7 @@ impl Fiber {
         Rc::new(f)
     }
 
+    #[allow(clippy::box_collection)] // see the `name` field
     fn bare(
         kind: Kind,
         id: u64,
@@ -267,6 +271,7 @@ impl Fiber {
 
     /// A fiber that will run `body` on a pooled stack of `stack_size` bytes, taken when it
     /// first runs.
+    #[allow(clippy::box_collection)] // see the `name` field
     pub(crate) fn new(
         kind: Kind,
         id: u64,
