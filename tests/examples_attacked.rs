@@ -173,7 +173,7 @@ fn select_emfile_child() {
     // A client the kernel has connected (std's blocking connect: the hub does not run, so the
     // server has not accepted it yet) ...
     let mut client = TcpStream::from_std(std::net::TcpStream::connect(addr).unwrap()).unwrap();
-    let cpu_before = cpu_time();
+    let cpu_before = util::cpu_time();
     // ... and no fd to accept it with: the limit is below the fds already open, so not even
     // the fd `select` frees when it returns can be reused.
     util::set_soft_nofile(3);
@@ -191,24 +191,11 @@ fn select_emfile_child() {
         (1..=12).contains(&warnings),
         "{warnings} accept warnings in 300 ms"
     );
-    let cpu = cpu_time() - cpu_before;
+    let cpu = util::cpu_time() - cpu_before;
     assert!(cpu < Duration::from_millis(150), "spinning: {cpu:?} CPU");
     let back = grove::with_timeout(Duration::from_secs(5), || round_trip(&mut client, b"again"))
         .expect("the waiting client was never served");
     assert_eq!(back, b"AGAIN");
     println!("recovered after {warnings} backoffs");
     server.kill();
-}
-
-/// User + system CPU this process has used.
-fn cpu_time() -> Duration {
-    let stat = fs::read_to_string("/proc/self/stat").unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    Duration::from_millis(ticks * 10)
 }

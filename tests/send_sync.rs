@@ -18,47 +18,36 @@ use grove::sync::{
 };
 use grove::{Builder, Elapsed, JoinError, JoinHandle, Timeout};
 
-macro_rules! not_send_nor_sync {
-    ($($t:ty),* $(,)?) => {$(
+/// Fails to compile if `$t` implements the auto trait `$auto` (see the module doc).
+macro_rules! lacks {
+    ($t:ty, $auto:ident) => {
         const _: fn() = || {
-            trait ProbeSend<A> {
+            trait Probe<A> {
                 fn probe() {}
             }
-            impl<T: ?Sized> ProbeSend<()> for T {}
-            impl<T: ?Sized + Send> ProbeSend<u8> for T {}
-            let _ = <$t as ProbeSend<_>>::probe;
-            trait ProbeSync<A> {
-                fn probe() {}
-            }
-            impl<T: ?Sized> ProbeSync<()> for T {}
-            impl<T: ?Sized + Sync> ProbeSync<u8> for T {}
-            let _ = <$t as ProbeSync<_>>::probe;
+            impl<T: ?Sized> Probe<()> for T {}
+            impl<T: ?Sized + $auto> Probe<u8> for T {}
+            let _ = <$t as Probe<_>>::probe;
         };
-    )*};
+    };
+}
+
+/// Fails to compile unless `$t` implements every trait listed.
+macro_rules! has {
+    ($t:ty: $($bound:ident)+) => {
+        const _: fn() = || {
+            fn is<T: ?Sized $(+ $bound)+>() {}
+            is::<$t>();
+        };
+    };
+}
+
+macro_rules! not_send_nor_sync {
+    ($($t:ty),* $(,)?) => {$( lacks!($t, Send); lacks!($t, Sync); )*};
 }
 
 macro_rules! send_and_sync {
-    ($($t:ty),* $(,)?) => {$(
-        const _: fn() = || {
-            fn is<T: ?Sized + Send + Sync>() {}
-            is::<$t>();
-        };
-    )*};
-}
-
-macro_rules! send_not_sync {
-    ($($t:ty),* $(,)?) => {$(
-        const _: fn() = || {
-            fn is<T: ?Sized + Send>() {}
-            is::<$t>();
-            trait ProbeSync<A> {
-                fn probe() {}
-            }
-            impl<T: ?Sized> ProbeSync<()> for T {}
-            impl<T: ?Sized + Sync> ProbeSync<u8> for T {}
-            let _ = <$t as ProbeSync<_>>::probe;
-        };
-    )*};
+    ($($t:ty),* $(,)?) => {$( has!($t: Send Sync); )*};
 }
 
 // Tied to the hub of the thread that made them.
@@ -106,17 +95,11 @@ send_and_sync!(
 );
 
 // A generator runs on its resumer's thread; through `&` it only says whether it is done.
-const _: fn() = || {
-    trait ProbeSend<A> {
-        fn probe() {}
-    }
-    impl<T: ?Sized> ProbeSend<()> for T {}
-    impl<T: ?Sized + Send> ProbeSend<u8> for T {}
-    let _ = <Generator<(), u32, ()> as ProbeSend<_>>::probe;
-};
+lacks!(Generator<(), u32, ()>, Send);
 
 // A panic payload is `Send` but not `Sync`.
-send_not_sync!(JoinError);
+has!(JoinError: Send);
+lacks!(JoinError, Sync);
 
 #[test]
 fn the_static_assertions_above_compile() {

@@ -174,7 +174,7 @@ fn emfile_child() {
     assert_eq!(round_trip(&mut warm, b"warm"), b"warm");
     // Leave room for exactly one more fd: the client below. The server's accept then fails.
     let open_now = std::fs::read_dir("/proc/self/fd").unwrap().count() as u64;
-    let cpu_before = cpu_time();
+    let cpu_before = util::cpu_time();
     util::set_soft_nofile(open_now + 1);
     let mut hog = Vec::new();
     while let Ok(f) = std::fs::File::open("/dev/null") {
@@ -192,7 +192,7 @@ fn emfile_child() {
         "{warnings} accept warnings in 300 ms"
     );
     drop(hog); // no park since the sleep: the server has not run yet
-    let cpu = cpu_time() - cpu_before;
+    let cpu = util::cpu_time() - cpu_before;
     assert!(
         cpu < Duration::from_millis(150),
         "spinning: {cpu:?} CPU in 300 ms"
@@ -203,17 +203,4 @@ fn emfile_child() {
     assert_eq!(back, b"again");
     println!("recovered after {warnings} backoffs");
     server.stop();
-}
-
-/// User + system CPU this process has used.
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    Duration::from_millis(ticks * 10)
 }

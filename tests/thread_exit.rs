@@ -9,18 +9,6 @@ use std::time::Duration;
 
 use grove::sync::Semaphore;
 
-#[track_caller]
-fn exits_cleanly(test: &str, scenario: &str) -> String {
-    let out = util::run_child(test, scenario);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "child {scenario} failed ({:?}): {stderr}",
-        out.status
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Leaves a waiter parked on a semaphore whose permit belongs to a task that never runs.
 fn park_a_waiter_behind_an_unstarted_permit_owner() {
     let sem = Semaphore::new(1);
@@ -38,7 +26,7 @@ fn main_returning_with_an_unstarted_task_owning_a_permit_exits_cleanly() {
         println!("RETURNING");
         return; // the process exits with both tasks alive
     }
-    let out = exits_cleanly(
+    let out = util::run_child_ok(
         "main_returning_with_an_unstarted_task_owning_a_permit_exits_cleanly",
         "permit",
     );
@@ -103,7 +91,7 @@ fn main_returning_with_a_stream_server_at_its_connection_limit_exits_cleanly() {
         println!("RETURNING after {} accept(s)", server.accepted());
         return;
     }
-    let out = exits_cleanly(
+    let out = util::run_child_ok(
         "main_returning_with_a_stream_server_at_its_connection_limit_exits_cleanly",
         "server",
     );

@@ -25,19 +25,6 @@ fn sleeps_on_drop(d: Duration) -> (Rc<Cell<bool>>, SleepsOnDrop) {
     (done.clone(), SleepsOnDrop(d, done))
 }
 
-/// Runs `scenario` in a child process and asserts that it exited cleanly.
-#[track_caller]
-fn in_child(test: &str, scenario: &str) -> String {
-    let out = util::run_child(test, scenario);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "child {scenario} failed ({:?}): {stderr}",
-        out.status
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[test]
 fn a_panic_while_a_greenlet_unwinds_in_a_parked_drop_leaves_the_hub_sound() {
     if util::child_scenario().as_deref() == Some("uaf") {
@@ -59,7 +46,7 @@ fn a_panic_while_a_greenlet_unwinds_in_a_parked_drop_leaves_the_hub_sound() {
         println!("SOUND");
         return;
     }
-    let out = in_child(
+    let out = util::run_child_ok(
         "a_panic_while_a_greenlet_unwinds_in_a_parked_drop_leaves_the_hub_sound",
         "uaf",
     );
@@ -123,7 +110,7 @@ fn a_timeout_firing_during_an_unwind_that_parks_does_not_abort() {
         println!("NO ABORT");
         return;
     }
-    let out = in_child(
+    let out = util::run_child_ok(
         "a_timeout_firing_during_an_unwind_that_parks_does_not_abort",
         "timeout-in-drop",
     );
@@ -148,7 +135,7 @@ fn a_kill_after_a_panic_whose_drop_parks_does_not_abort() {
         println!("NO ABORT");
         return;
     }
-    let out = in_child(
+    let out = util::run_child_ok(
         "a_kill_after_a_panic_whose_drop_parks_does_not_abort",
         "kill-after-panic",
     );
@@ -176,7 +163,7 @@ fn killing_a_task_while_it_drops_a_greenlet_does_not_abort() {
         println!("NO ABORT");
         return;
     }
-    let out = in_child(
+    let out = util::run_child_ok(
         "killing_a_task_while_it_drops_a_greenlet_does_not_abort",
         "kill-while-dropping",
     );
@@ -230,7 +217,7 @@ fn group_kill_on_handlers_that_flush_in_drop_does_not_abort() {
         println!("NO ABORT");
         return;
     }
-    let out = in_child(
+    let out = util::run_child_ok(
         "group_kill_on_handlers_that_flush_in_drop_does_not_abort",
         "group-kill",
     );

@@ -55,6 +55,20 @@ pub fn run_child_within(test: &str, scenario: &str, limit: std::time::Duration) 
     }
 }
 
+/// Re-runs this test binary for `scenario` (as [`run_child`]), asserts that the child exited
+/// cleanly, and returns its stdout.
+#[track_caller]
+pub fn run_child_ok(test: &str, scenario: &str) -> String {
+    let out = run_child(test, scenario);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "child {scenario} failed ({:?}): {stderr}",
+        out.status
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The scenario this process should run, if it is a child.
 pub fn child_scenario() -> Option<String> {
     std::env::var(CHILD_ENV).ok()
@@ -150,4 +164,17 @@ pub fn tcp_pair() -> (grove::net::TcpStream, grove::net::TcpStream) {
     let client = grove::spawn(move || grove::net::TcpStream::connect(addr).unwrap());
     let (server, _) = listener.accept().unwrap();
     (client.join().unwrap(), server)
+}
+
+/// User + system CPU this process has used.
+pub fn cpu_time() -> std::time::Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    std::time::Duration::from_millis(ticks * 10)
 }
