@@ -239,3 +239,30 @@ fn a_panic_in_another_task_while_one_is_unwinding_stays_in_that_task() {
     // The hub is fine afterwards.
     assert_eq!(grove::spawn(|| 7).join().unwrap(), 7);
 }
+
+#[test]
+fn a_timeout_reaches_a_dying_greenlet_blocked_in_its_drop() {
+    // The greenlet unwinds as itself after its last handle goes; in its Drop it sleeps under
+    // a Timeout. The timeout reaches it like any fiber (it is already unwinding, so the sleep
+    // returns early instead of a second unwind) and control comes back to the dropper.
+    struct SleepsUnderTimeout(Rc<Cell<Option<Duration>>>);
+    impl Drop for SleepsUnderTimeout {
+        fn drop(&mut self) {
+            let start = Instant::now();
+            let _t = grove::Timeout::start(Duration::from_millis(5));
+            grove::sleep(Duration::from_secs(10));
+            self.0.set(Some(start.elapsed()));
+        }
+    }
+    let slept = Rc::new(Cell::new(None));
+    let s = slept.clone();
+    let g = Greenlet::new(move |()| {
+        let _guard = SleepsUnderTimeout(s);
+        switch_to_parent(());
+    });
+    g.switch(());
+    drop(g);
+    let slept = slept.get().expect("the Drop ran before drop(g) returned");
+    assert!(slept >= Duration::from_millis(5), "{slept:?}");
+    assert!(slept < Duration::from_secs(5), "{slept:?}");
+}
