@@ -229,10 +229,12 @@ impl Drop for PooledStack {
 // SAFETY: by the type's invariant the range is mapped, owned by this stack and its lowest page is
 // a guard; base and limit are page-aligned and so meet STACK_ALIGNMENT.
 unsafe impl Stack for PooledStack {
+    #[inline]
     fn base(&self) -> StackPointer {
         StackPointer::new(self.slot.bottom + self.slot.size).expect("stack top is not null")
     }
 
+    #[inline]
     fn limit(&self) -> StackPointer {
         StackPointer::new(self.slot.bottom).expect("stack bottom is not null")
     }
