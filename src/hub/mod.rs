@@ -214,16 +214,23 @@ impl Hub {
         }
         fiber.state.set(State::Running);
         let next = fiber.resume();
-        match fiber.state.get() {
-            State::Dead => self.unregister(&fiber),
-            State::Suspended if fiber.kind == Kind::Greenlet && fiber.handles.get() == 0 => {
-                self.orphan(&fiber)
-            }
-            _ => {}
-        }
+        self.after_resume(&fiber);
         match next {
             Next::Park => None,
             Next::SwitchTo(target) => Some(target),
+        }
+    }
+
+    /// Bookkeeping once a fiber stopped running: a dead one leaves the registry; a greenlet
+    /// suspended with no handle left is unwound.
+    #[inline(always)]
+    fn after_resume(&self, fiber: &Rc<Fiber>) {
+        match fiber.state.get() {
+            State::Dead => self.unregister(fiber),
+            State::Suspended if fiber.kind == Kind::Greenlet && fiber.handles.get() == 0 => {
+                self.orphan(fiber)
+            }
+            _ => {}
         }
     }
 
@@ -678,12 +685,39 @@ pub(crate) fn switch_to_then<R>(target: Rc<Fiber>, after: impl FnOnce(&Fiber) ->
     fiber::with_running_or(install_root, |me| {
         me.state.set(State::Suspended);
         if me.is_root() {
-            leave(true, Some(target));
+            root_switch(&me, target);
         } else {
             me.suspend(Next::SwitchTo(target));
         }
         after(&me)
     })
+}
+
+/// The root switching to `target`: it resumes the target itself, and when the target switches
+/// straight back (main ↔ greenlet, the common case) that is the whole switch; anything else is
+/// finished by the trampoline, from here.
+#[inline(always)]
+#[track_caller]
+fn root_switch(me: &Fiber, target: Rc<Fiber>) {
+    if target.is_root() || target.state.get() == State::Dead {
+        return leave(true, Some(target));
+    }
+    target.state.set(State::Running);
+    let next = target.resume();
+    let straight_back = matches!(&next, Next::SwitchTo(back) if std::ptr::eq(&**back, me));
+    let needs_hub = target.state.get() != State::Suspended
+        || (target.kind == Kind::Greenlet && target.handles.get() == 0);
+    if straight_back && !needs_hub {
+        me.state.set(State::Running);
+        return;
+    }
+    with(|hub| hub.after_resume(&target));
+    drop(target);
+    match next {
+        Next::SwitchTo(back) if std::ptr::eq(&*back, me) => me.state.set(State::Running),
+        Next::SwitchTo(other) => leave(true, Some(other)),
+        Next::Park => leave(true, None),
+    }
 }
 
 /// Adds a timer to this thread's hub.
