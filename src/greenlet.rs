@@ -199,7 +199,7 @@ impl<T: 'static> Greenlet<T> {
             return self.switch_slow(value);
         }
         put_value(target, value);
-        match hub::switch_to_then(target.clone(), Fiber::take_value::<T>) {
+        match hub::switch_to_then(target, Fiber::take_value::<T>) {
             Ok(v) => v,
             Err(_) => receive_slow(),
         }

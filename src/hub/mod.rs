@@ -680,14 +680,14 @@ pub(crate) fn wait_for_switch() {
 /// As [`switch_to`].
 #[inline(always)]
 #[track_caller]
-pub(crate) fn switch_to_then<R>(target: Rc<Fiber>, after: impl FnOnce(&Fiber) -> R) -> R {
+pub(crate) fn switch_to_then<R>(target: &Rc<Fiber>, after: impl FnOnce(&Fiber) -> R) -> R {
     generator::assert_not_inside("switch greenlets");
     fiber::with_running_or(install_root, |me| {
         me.state.set(State::Suspended);
         if me.is_root() {
             root_switch(&me, target);
         } else {
-            me.suspend(Next::SwitchTo(target));
+            me.suspend(Next::SwitchTo(target.clone()));
         }
         after(&me)
     })
@@ -698,9 +698,9 @@ pub(crate) fn switch_to_then<R>(target: Rc<Fiber>, after: impl FnOnce(&Fiber) ->
 /// finished by the trampoline, from here.
 #[inline(always)]
 #[track_caller]
-fn root_switch(me: &Fiber, target: Rc<Fiber>) {
+fn root_switch(me: &Fiber, target: &Rc<Fiber>) {
     if target.is_root() || target.state.get() == State::Dead {
-        return leave(true, Some(target));
+        return leave(true, Some(target.clone()));
     }
     target.state.set(State::Running);
     let next = target.resume();
@@ -711,8 +711,7 @@ fn root_switch(me: &Fiber, target: Rc<Fiber>) {
         me.state.set(State::Running);
         return;
     }
-    with(|hub| hub.after_resume(&target));
-    drop(target);
+    with(|hub| hub.after_resume(target));
     match next {
         Next::SwitchTo(back) if std::ptr::eq(&*back, me) => me.state.set(State::Running),
         Next::SwitchTo(other) => leave(true, Some(other)),
