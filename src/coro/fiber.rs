@@ -36,6 +36,9 @@ pub(crate) enum Next {
     Park,
     /// Resume this fiber next (a greenlet-style switch).
     SwitchTo(Rc<Fiber>),
+    /// Put the fiber that suspended at the back of the run queue (`yield_now`): the trampoline
+    /// already holds it, so yielding costs no reference count and no hub look-up.
+    Yield,
 }
 
 /// The code a fiber runs, behind an `Rc` its owner may share (a task's body is also its result

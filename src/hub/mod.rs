@@ -218,6 +218,10 @@ impl Hub {
         match next {
             Next::Park => None,
             Next::SwitchTo(target) => Some(target),
+            Next::Yield => {
+                self.schedule(fiber);
+                None
+            }
         }
     }
 
@@ -628,11 +632,16 @@ fn leave(is_root: bool, first: Option<Rc<Fiber>>) {
 /// Lets every other ready fiber run once, then continues (gevent's `sleep(0)`).
 pub(crate) fn yield_now() {
     generator::assert_not_inside("yield");
-    let me = current();
-    let is_root = me.is_root();
-    with(|hub| hub.schedule(me));
-    leave(is_root, None);
-    check_interrupt();
+    fiber::with_running_or(install_root, |me| {
+        if me.is_root() {
+            with(|hub| hub.schedule(current()));
+            leave(true, None);
+        } else {
+            me.state.set(State::Ready);
+            me.suspend(Next::Yield);
+        }
+        take_interrupt(&me);
+    });
 }
 
 /// Whether the current code may switch fibers now (not inside a generator body, and the
@@ -716,6 +725,10 @@ fn root_switch(me: &Fiber, target: &Rc<Fiber>) {
         Next::SwitchTo(back) if std::ptr::eq(&*back, me) => me.state.set(State::Running),
         Next::SwitchTo(other) => leave(true, Some(other)),
         Next::Park => leave(true, None),
+        Next::Yield => {
+            with(|hub| hub.schedule(target.clone()));
+            leave(true, None)
+        }
     }
 }
 
