@@ -93,6 +93,7 @@
 // The only modules allowed `unsafe`: stacks and stack switching here, syscalls in `hub::sys`.
 #[allow(unsafe_code)]
 mod coro;
+pub mod debug;
 pub mod greenlet;
 mod hub;
 pub mod io;

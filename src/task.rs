@@ -172,6 +172,12 @@ impl<T> JoinHandle<T> {
         self.body.shared()
     }
 
+    /// The task's id: unique among this thread's tasks and greenlets, never 0 (0 is the
+    /// thread's main code in [`debug`](crate::debug) traces).
+    pub fn id(&self) -> u64 {
+        self.task.id()
+    }
+
     /// The task's control reference (for `Group` and `StreamServer`).
     pub(crate) fn task(&self) -> &TaskRef {
         &self.task

@@ -147,6 +147,21 @@ pub(crate) fn trim_idle() {
     }
 }
 
+/// This thread's idle stacks: how many, and the bytes of address space of the warm ones (an
+/// upper bound on the memory they hold; clean stacks hold none).
+pub(crate) fn pool_stats() -> (usize, usize) {
+    POOL.try_with(|p| match p.try_borrow() {
+        Ok(p) => p.classes.iter().fold((0, 0), |(n, warm), c| {
+            (
+                n + c.warm.len() + c.clean.len(),
+                warm + c.warm.len() * c.size,
+            )
+        }),
+        Err(_) => (0, 0),
+    })
+    .unwrap_or((0, 0))
+}
+
 /// Returns the allocator's free pages to the kernel (glibc only; elsewhere nothing to do).
 pub(crate) fn trim_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -32,6 +32,10 @@ use reactor::Reactor;
 use timers::{Action, TimerKey, Timers};
 
 thread_local! {
+    /// Whether a switch trace hook is set on this thread (read on every switch: one branch).
+    static TRACING: Cell<bool> = const { Cell::new(false) };
+    /// Fibers resumed on this thread so far (a plain thread-local: counted on every switch).
+    static SWITCHES: Cell<u64> = const { Cell::new(0) };
     static HUB: Hub = const { Hub::new() };
     /// Registered after `HUB` (so its destructor runs first, while the hub is still usable):
     /// tears the hub down in an orderly way when the thread exits.
@@ -70,6 +74,15 @@ pub(crate) struct Hub {
     tearing_down: Cell<bool>,
     /// Fibers that died since the hub last gave memory back.
     died: Cell<u32>,
+    /// Live tasks and greenlets (registry entries).
+    live: Cell<usize>,
+    /// Reactor polls so far.
+    polls: Cell<u64>,
+    /// Seeded scheduling: the pseudo-random state (0: off, first in, first out).
+    seed: Cell<u64>,
+    /// The switch trace hook, and who ran last (for the next event's `from`).
+    trace: RefCell<Option<TraceHook>>,
+    last_ran: Cell<(u64, crate::debug::SwitchReason)>,
 }
 
 /// Every live task and greenlet. The registry owns them: a task lives until it finishes (or its
@@ -110,6 +123,11 @@ impl Hub {
             next_id: Cell::new(1),
             tearing_down: Cell::new(false),
             died: Cell::new(0),
+            live: Cell::new(0),
+            polls: Cell::new(0),
+            seed: Cell::new(0),
+            trace: RefCell::new(None),
+            last_ran: Cell::new((0, crate::debug::SwitchReason::Park)),
         }
     }
 
@@ -120,6 +138,9 @@ impl Hub {
                 crate::coro::overflow::install();
                 unwind::install_panic_hook();
                 TEARDOWN.with(|_| ());
+                if let Some(seed) = crate::debug::seed_from_env() {
+                    self.set_seed(Some(seed));
+                }
                 let root = Fiber::root();
                 fiber::install_root(&root);
                 root
@@ -151,6 +172,7 @@ impl Hub {
         fiber
             .slot
             .set(u32::try_from(slot).expect("fewer than 4 billion live fibers"));
+        self.live.set(self.live.get() + 1);
     }
 
     /// Marks a fiber that died without running dead and drops it from the registry.
@@ -164,6 +186,7 @@ impl Hub {
         if slot != u32::MAX {
             let slot = slot as usize;
             self.died.set(self.died.get().saturating_add(1));
+            self.live.set(self.live.get() - 1);
             let gone = {
                 let mut reg = self.registry.borrow_mut();
                 reg.free.push(slot);
@@ -196,6 +219,9 @@ impl Hub {
                 State::Dead => continue,
                 _ if fiber.is_root() => {
                     fiber.state.set(State::Running);
+                    if tracing() {
+                        self.trace_to(&fiber);
+                    }
                     return Ok(());
                 }
                 _ => next = self.run_fiber(fiber, switched),
@@ -213,7 +239,14 @@ impl Hub {
             }
         }
         fiber.state.set(State::Running);
+        SWITCHES.set(SWITCHES.get() + 1);
+        if tracing() {
+            self.trace_to(&fiber);
+        }
         let next = fiber.resume();
+        if tracing() {
+            self.trace_stopped(&fiber, &next);
+        }
         self.after_resume(&fiber);
         match next {
             Next::Park => None,
@@ -244,12 +277,101 @@ impl Hub {
     fn next_ready(&self) -> Result<Rc<Fiber>, String> {
         let batch = self.batch.get();
         if batch > 0 {
-            if let Some(f) = self.run_queue.borrow_mut().pop_front() {
+            if let Some(f) = self.pop_ready() {
                 self.batch.set(batch - 1);
                 return Ok(f);
             }
         }
         self.next_batch()
+    }
+
+    /// The next ready fiber: the oldest, or with seeded scheduling a pseudo-random one.
+    #[inline(always)]
+    fn pop_ready(&self) -> Option<Rc<Fiber>> {
+        let mut q = self.run_queue.borrow_mut();
+        let seed = self.seed.get();
+        if seed != 0 && q.len() > 1 {
+            let next = crate::debug::xorshift(seed);
+            self.seed.set(next);
+            let i = (next % q.len() as u64) as usize;
+            q.swap(0, i);
+        }
+        q.pop_front()
+    }
+
+    /// Turns seeded scheduling on (`Some(seed)`) or off.
+    pub(crate) fn set_seed(&self, seed: Option<u64>) {
+        // Zero means "off" in the state, so a seed of 0 starts from a fixed non-zero state.
+        self.seed
+            .set(seed.map_or(0, |s| crate::debug::xorshift(s ^ 0x9e37_79b9_7f4a_7c15)));
+        if let Some(s) = seed {
+            eprintln!(
+                "grove: seeded scheduling on this thread, seed {s} (GROVE_SEED={s} repeats it)"
+            );
+        }
+    }
+
+    /// A snapshot of this hub's counters.
+    pub(crate) fn metrics(&self) -> crate::debug::Metrics {
+        let (idle_stacks, idle_stack_bytes) = crate::coro::stack::pool_stats();
+        let ready = self.run_queue.borrow().len();
+        let running = usize::from(fiber::try_with_current(|f| !f.is_root()).unwrap_or(false));
+        let live = self.live.get();
+        crate::debug::Metrics {
+            tasks_alive: live,
+            tasks_ready: ready,
+            tasks_parked: live.saturating_sub(ready + running),
+            switches: SWITCHES.get(),
+            polls: self.polls.get(),
+            timers_armed: self.timers.borrow().len(),
+            fds_registered: self.reactor.registered(),
+            idle_stacks,
+            idle_stack_bytes,
+        }
+    }
+
+    /// Sets or clears the switch trace hook.
+    pub(crate) fn set_trace(&self, hook: Option<TraceHook>) {
+        let on = hook.is_some();
+        *self.trace.borrow_mut() = hook;
+        TRACING.set(on);
+    }
+
+    /// Trace: `to` is about to run; whoever ran last stopped for the recorded reason.
+    #[cold]
+    fn trace_to(&self, to: &Fiber) {
+        let (from, why) = self.last_ran.get();
+        let event = crate::debug::SwitchEvent {
+            from,
+            to: to.id,
+            why,
+        };
+        // The hook may not switch; a hook that re-enters the hub finds it borrowed and is
+        // skipped rather than recursing.
+        if let Ok(mut hook) = self.trace.try_borrow_mut() {
+            if let Some(h) = hook.as_mut() {
+                h(&event);
+            }
+        }
+    }
+
+    /// Trace: `fiber` stopped running, asking for `next`.
+    #[cold]
+    fn trace_stopped(&self, fiber: &Fiber, next: &Next) {
+        use crate::debug::SwitchReason as R;
+        let why = match (next, fiber.state.get()) {
+            (_, State::Dead) => R::Finish,
+            (Next::Yield, _) => R::Yield,
+            (Next::SwitchTo(_), _) => R::Switch,
+            (Next::Park, _) => R::Park,
+        };
+        self.last_ran.set((fiber.id, why));
+    }
+
+    /// Trace: the root leaves the CPU (it parks or switches).
+    #[cold]
+    fn trace_root_leaves(&self, why: crate::debug::SwitchReason) {
+        self.last_ran.set((0, why));
     }
 
     /// Starts a new batch: polls timers and I/O, and blocks when nothing is ready.
@@ -262,7 +384,7 @@ impl Hub {
                 return Err(self.deadlock_report());
             }
             let ready = self.run_queue.borrow().len();
-            if let Some(f) = self.run_queue.borrow_mut().pop_front() {
+            if let Some(f) = self.pop_ready() {
                 self.batch.set(ready - 1);
                 return Ok(f);
             }
@@ -290,6 +412,7 @@ impl Hub {
             self.give_memory_back();
         }
         if timeout != Some(0) || self.reactor.has_waiters() {
+            self.polls.set(self.polls.get() + 1);
             self.reactor.poll(timeout);
         }
         if !self.timers.borrow().is_empty() {
@@ -416,6 +539,7 @@ impl Hub {
             self.drain();
         }
         let left = std::mem::take(&mut *self.registry.borrow_mut());
+        self.live.set(0);
         if left.slots.iter().flatten().next().is_some() {
             log::debug!("grove: thread exit left fibers blocked in their Drops");
         }
@@ -614,6 +738,13 @@ pub(crate) fn check_interrupt() {
 #[track_caller]
 fn leave(is_root: bool, first: Option<Rc<Fiber>>) {
     if is_root {
+        if tracing() {
+            let why = match first {
+                Some(_) => crate::debug::SwitchReason::Switch,
+                None => crate::debug::SwitchReason::Park,
+            };
+            with(|hub| hub.trace_root_leaves(why));
+        }
         if let Err(msg) = with(|hub| hub.run(first)) {
             with_current(|f| {
                 f.state.set(State::Running);
@@ -712,12 +843,25 @@ fn root_switch(me: &Fiber, target: &Rc<Fiber>) {
         return leave(true, Some(target.clone()));
     }
     target.state.set(State::Running);
+    if tracing() {
+        with(|hub| {
+            hub.trace_root_leaves(crate::debug::SwitchReason::Switch);
+            hub.trace_to(target);
+        });
+    }
     let next = target.resume();
+    SWITCHES.set(SWITCHES.get() + 1);
+    if tracing() {
+        with(|hub| hub.trace_stopped(target, &next));
+    }
     let straight_back = matches!(&next, Next::SwitchTo(back) if std::ptr::eq(&**back, me));
     let needs_hub = target.state.get() != State::Suspended
         || (target.kind == Kind::Greenlet && target.handles.get() == 0);
     if straight_back && !needs_hub {
         me.state.set(State::Running);
+        if tracing() {
+            with(|hub| hub.trace_to(me));
+        }
         return;
     }
     with(|hub| hub.after_resume(target));
@@ -730,6 +874,15 @@ fn root_switch(me: &Fiber, target: &Rc<Fiber>) {
             leave(true, None)
         }
     }
+}
+
+/// A switch trace hook (see `debug::set_trace`).
+pub(crate) type TraceHook = Box<dyn FnMut(&crate::debug::SwitchEvent)>;
+
+/// Whether a switch trace hook is set on this thread.
+#[inline(always)]
+fn tracing() -> bool {
+    TRACING.get()
 }
 
 /// Adds a timer to this thread's hub.

@@ -234,6 +234,11 @@ impl Reactor {
         self.io_waiters.get() > 0 || !self.remote_jobs.borrow().is_empty()
     }
 
+    /// How many fds are registered now.
+    pub(crate) fn registered(&self) -> usize {
+        self.slots.borrow().len() - self.free.borrow().len()
+    }
+
     /// Whether anything outside the run queue and timers could still wake a task.
     pub(crate) fn can_wake(&self) -> bool {
         self.has_waiters()

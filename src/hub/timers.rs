@@ -52,6 +52,11 @@ impl Timers {
         self.map.remove(&key);
     }
 
+    /// How many timers are pending.
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
     /// Whether no timer is pending.
     pub(crate) fn is_empty(&self) -> bool {
         self.map.is_empty()
