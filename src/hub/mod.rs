@@ -32,9 +32,8 @@ use reactor::Reactor;
 use timers::{Action, TimerKey, Timers};
 
 thread_local! {
-    /// Whether a switch trace hook is set on this thread (read on every switch: one branch).
-    static TRACING: Cell<bool> = const { Cell::new(false) };
-    /// Fibers resumed on this thread so far (a plain thread-local: counted on every switch).
+    /// Fibers resumed on this thread so far, times two, plus one while a switch trace hook is
+    /// set: one thread-local read and write per switch gives both the count and the branch.
     static SWITCHES: Cell<u64> = const { Cell::new(0) };
     static HUB: Hub = const { Hub::new() };
     /// Registered after `HUB` (so its destructor runs first, while the hub is still usable):
@@ -239,12 +238,12 @@ impl Hub {
             }
         }
         fiber.state.set(State::Running);
-        SWITCHES.set(SWITCHES.get() + 1);
-        if tracing() {
+        let tracing = count_switch();
+        if tracing {
             self.trace_to(&fiber);
         }
         let next = fiber.resume();
-        if tracing() {
+        if tracing {
             self.trace_stopped(&fiber, &next);
         }
         self.after_resume(&fiber);
@@ -321,7 +320,7 @@ impl Hub {
             tasks_alive: live,
             tasks_ready: ready,
             tasks_parked: live.saturating_sub(ready + running),
-            switches: SWITCHES.get(),
+            switches: SWITCHES.get() >> 1,
             polls: self.polls.get(),
             timers_armed: self.timers.borrow().len(),
             fds_registered: self.reactor.registered(),
@@ -334,7 +333,7 @@ impl Hub {
     pub(crate) fn set_trace(&self, hook: Option<TraceHook>) {
         let on = hook.is_some();
         *self.trace.borrow_mut() = hook;
-        TRACING.set(on);
+        SWITCHES.set((SWITCHES.get() & !1) | u64::from(on));
     }
 
     /// Trace: `to` is about to run; whoever ran last stopped for the recorded reason.
@@ -843,15 +842,15 @@ fn root_switch(me: &Fiber, target: &Rc<Fiber>) {
         return leave(true, Some(target.clone()));
     }
     target.state.set(State::Running);
-    if tracing() {
+    let tracing = count_switch();
+    if tracing {
         with(|hub| {
             hub.trace_root_leaves(crate::debug::SwitchReason::Switch);
             hub.trace_to(target);
         });
     }
     let next = target.resume();
-    SWITCHES.set(SWITCHES.get() + 1);
-    if tracing() {
+    if tracing {
         with(|hub| hub.trace_stopped(target, &next));
     }
     let straight_back = matches!(&next, Next::SwitchTo(back) if std::ptr::eq(&**back, me));
@@ -859,7 +858,7 @@ fn root_switch(me: &Fiber, target: &Rc<Fiber>) {
         || (target.kind == Kind::Greenlet && target.handles.get() == 0);
     if straight_back && !needs_hub {
         me.state.set(State::Running);
-        if tracing() {
+        if tracing {
             with(|hub| hub.trace_to(me));
         }
         return;
@@ -882,7 +881,15 @@ pub(crate) type TraceHook = Box<dyn FnMut(&crate::debug::SwitchEvent)>;
 /// Whether a switch trace hook is set on this thread.
 #[inline(always)]
 fn tracing() -> bool {
-    TRACING.get()
+    SWITCHES.get() & 1 != 0
+}
+
+/// Counts a switch; returns whether a trace hook is set.
+#[inline(always)]
+fn count_switch() -> bool {
+    let v = SWITCHES.get();
+    SWITCHES.set(v.wrapping_add(2));
+    v & 1 != 0
 }
 
 /// Adds a timer to this thread's hub.
