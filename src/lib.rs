@@ -54,6 +54,13 @@
 //! | `gevent.get_hub().threadpool.spawn(f)`; the threadpool resolver | [`threadpool::spawn_blocking`]`(f)`; [`net::lookup_host`] |
 //! | a generator with `x = yield v` / `send(x)` | [`generator::Generator`], [`generator::Yielder::suspend`] / [`generator::Generator::resume`] |
 //!
+//! ## Seeing inside the hub
+//! [`debug::metrics`] is a cheap `Copy` snapshot of this thread's hub (tasks alive, ready and
+//! parked, switches, polls, timers, registered fds, idle stacks). [`debug::set_trace`] calls a
+//! hook on every switch (greenlet's `settrace`) — enough to build a per-task CPU-time table.
+//! [`debug::set_seed`] (or `GROVE_SEED=n`) runs ready tasks in a reproducible pseudo-random
+//! order, so a test can shake out ordering bugs and replay the failing seed.
+//!
 //! ## Caveats
 //! - **A call that blocks the OS thread blocks every task on it**: `std::thread::sleep`, std's
 //!   blocking sockets, a long computation without [`yield_now`]. Use grove's own calls, or
