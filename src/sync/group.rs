@@ -100,9 +100,9 @@ impl Group {
     /// With "would block forever" if main waits and a member can never finish.
     #[track_caller]
     pub fn join(&self) {
-        while !self.is_empty() {
-            self.inner.empty.wait("Group::join", None);
-        }
+        self.inner
+            .empty
+            .wait_until("Group::join", None, || self.is_empty().then_some(()));
     }
 
     /// Kills every task of the group and waits until all are gone. Each unwinds from its park
@@ -120,9 +120,9 @@ impl Group {
                 m.task.kill();
             }
         }
-        while self.len() > inside {
-            self.inner.empty.wait("Group::kill", None);
-        }
+        self.inner
+            .empty
+            .wait_until("Group::kill", None, || (self.len() <= inside).then_some(()));
     }
 
     /// Number of tasks in the group.
