@@ -183,10 +183,7 @@ fn select_emfile_child() {
     }
     assert!(!server.is_finished(), "the server exited");
     util::set_soft_nofile(4096);
-    let warnings = util::logged()
-        .iter()
-        .filter(|l| l.contains("accept failed"))
-        .count();
+    let warnings = util::logged_count("accept failed");
     assert!(
         (1..=12).contains(&warnings),
         "{warnings} accept warnings in 300 ms"

@@ -183,10 +183,7 @@ fn emfile_child() {
     drop(hog.pop());
     let mut client = TcpStream::connect(addr).unwrap();
     grove::sleep(Duration::from_millis(300)); // the acceptor fails, backs off, retries
-    let warnings = util::logged()
-        .iter()
-        .filter(|l| l.contains("accept failed"))
-        .count();
+    let warnings = util::logged_count("accept failed");
     assert!(
         (1..=12).contains(&warnings),
         "{warnings} accept warnings in 300 ms"

@@ -656,11 +656,6 @@ pub(crate) fn current_waker() -> Waker {
     Waker::for_park(current())
 }
 
-/// Whether the current fiber's last wake-up was a notification.
-pub(crate) fn current_was_notified() -> bool {
-    with_current(|f| f.wake_reason.get() == WakeReason::Notified)
-}
-
 /// Parks the current fiber until a waker made for this park wakes it.
 ///
 /// Returns why it woke. [`WakeReason::Interrupted`] means a kill or timeout reached a fiber

@@ -520,9 +520,7 @@ impl<P> Place<'_, P> {
     fn pass_on(&self) {
         if super::alive() {
             log::trace!(
-                "grove: a waiter picked by notify_one left without using it (woken as notified: \
-                 {}); passing the wake-up on",
-                super::current_was_notified()
+                "grove: a waiter picked by notify_one left without using it; passing the wake-up on"
             );
             self.queue.notify_one();
         }

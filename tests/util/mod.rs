@@ -104,6 +104,11 @@ pub fn logged() -> Vec<String> {
     RECORDS.lock().unwrap().clone()
 }
 
+/// How many captured log lines contain `text`.
+pub fn logged_count(text: &str) -> usize {
+    logged().iter().filter(|l| l.contains(text)).count()
+}
+
 /// The text of a panic payload.
 pub fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
     p.downcast_ref::<&str>()
