@@ -566,18 +566,10 @@ pub(crate) fn try_with_current<R>(f: impl FnOnce(&Fiber) -> R) -> Option<R> {
 /// (the hub installs the root).
 #[inline(always)]
 pub(crate) fn with_current_or<R>(install: impl FnOnce(), f: impl FnOnce(&Fiber) -> R) -> R {
-    let mut p = CUR.get();
-    if p.is_null() {
+    if CUR.get().is_null() {
         install();
-        p = CUR.get();
-        assert!(
-            !p.is_null(),
-            "grove: no current fiber after installing the root"
-        );
     }
-    // SAFETY: by CUR's invariant a non-null pointer refers to a live fiber for as long as it is
-    // stored, and it stays stored while `f` runs (a switch away and back restores it).
-    f(unsafe { &*p })
+    try_with_current(f).expect("grove: no current fiber after installing the root")
 }
 
 /// The fiber running now, as a token only this module can make (from `CUR`): code holding it

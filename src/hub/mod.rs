@@ -784,12 +784,7 @@ pub(crate) fn can_switch() -> bool {
 #[inline(always)]
 #[track_caller]
 pub(crate) fn switch_to(target: Rc<Fiber>) {
-    generator::assert_not_inside("switch greenlets");
-    let is_root = with_current(|f| {
-        f.state.set(State::Suspended);
-        f.is_root()
-    });
-    leave(is_root, Some(target));
+    switch_to_then(&target, |_| ());
 }
 
 /// Waits, suspended like a greenlet in a switch, until something switches to the current fiber
