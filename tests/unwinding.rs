@@ -266,3 +266,19 @@ fn a_timeout_reaches_a_dying_greenlet_blocked_in_its_drop() {
     assert!(slept >= Duration::from_millis(5), "{slept:?}");
     assert!(slept < Duration::from_secs(5), "{slept:?}");
 }
+
+#[test]
+fn a_timeout_reaches_main_waiting_in_a_greenlet_switch() {
+    // Main switches to a greenlet that parks for good: main waits in the switch (the root's
+    // direct-switch path hands over to the trampoline) and its timeout still unwinds it.
+    let (dropped, guard) = util::drop_flag();
+    let g = Greenlet::new(move |()| {
+        let _guard = guard;
+        grove::sleep(Duration::from_secs(3600));
+    });
+    let start = Instant::now();
+    let r = grove::with_timeout(Duration::from_millis(10), || g.switch(()));
+    assert!(r.is_err());
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert!(!dropped.get(), "the greenlet still sleeps");
+}
