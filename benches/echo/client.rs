@@ -59,6 +59,14 @@ impl Client {
     /// Opens `n` connections to `addr`, in batches, each checked by one echo before the next
     /// batch connects. Connections that cannot be opened or do not echo count as errors.
     pub fn connect(addr: SocketAddr, n: usize) -> io::Result<Client> {
+        Client::connect_within(addr, n, Duration::MAX)
+    }
+
+    /// [`Client::connect`], but opening connections stops after about `limit` (a batch waits
+    /// for its echoes at most until then): a server that accepts slower than that gets the rest
+    /// counted as errors instead of holding the run for minutes.
+    pub fn connect_within(addr: SocketAddr, n: usize, limit: Duration) -> io::Result<Client> {
+        let deadline = Instant::now().checked_add(limit);
         let mut client = Client {
             epoll: Epoll::new()?,
             conns: Vec::with_capacity(n),
@@ -69,17 +77,44 @@ impl Client {
             first_error: None,
         };
         while client.conns.len() < n {
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                client.give_up_connecting(n, limit);
+                break;
+            }
             let first = client.conns.len();
             let end = n.min(first + BATCH);
             for _ in first..end {
                 client.add(addr);
             }
             client.start(first..end, 1);
-            if !client.run_until(Instant::now() + BATCH_TIMEOUT) {
+            let batch_deadline =
+                deadline.map_or(now + BATCH_TIMEOUT, |d| d.min(now + BATCH_TIMEOUT));
+            if !client.run_until(batch_deadline) {
                 client.fail_in_flight("no echo within the connect timeout");
             }
         }
         Ok(client)
+    }
+
+    /// Counts every connection not yet attempted as an error (never opened).
+    fn give_up_connecting(&mut self, n: usize, limit: Duration) {
+        let missing = n - self.conns.len();
+        self.note_error(format!(
+            "{missing} connections not attempted: connecting took over {:.0} s",
+            limit.as_secs_f64()
+        ));
+        self.errors += missing as u64 - 1;
+        while self.conns.len() < n {
+            self.conns.push(Conn {
+                stream: None,
+                out: [0; MSG],
+                back: [0; MSG],
+                got: 0,
+                seq: 0,
+                remaining: 0,
+            });
+        }
     }
 
     /// Gives every open connection `rounds` round trips to run and sends its first message.
