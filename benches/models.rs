@@ -47,7 +47,7 @@ use group::Server;
 use measure::{drive_for, CpuTicks};
 
 const USAGE: &str = "\
-usage: models [--conns 100,1000,5000] [--secs 2] [--warmup 0.5] [--idle 0.5] [--connect-limit 20]
+usage: models [--conns 100,1000,5000,5000/100] [--secs 2] [--warmup 0.5] [--idle 0.5] [--connect-limit 20]
               [--servers fork,threads,poll,busy,grove,tokio-mt,may-mt,gevent]
               [--workers N] [--svg docs/models.svg|none] [--csv target/models.csv]
        models --from-csv FILE [--svg …]   (redraw the table and chart from saved figures)
@@ -164,7 +164,7 @@ fn server_main(kind: &str, workers: usize) -> i32 {
 }
 
 struct Options {
-    conns: Vec<usize>,
+    conns: Vec<Load>,
     secs: f64,
     warmup: f64,
     connect_limit: f64,
@@ -181,7 +181,7 @@ impl Options {
     fn parse(args: &[String]) -> Result<Options, String> {
         let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let mut options = Options {
-            conns: vec![100, 1000, 5000],
+            conns: parse_loads("100,1000,5000,5000/100").expect("valid loads"),
             secs: 2.0,
             warmup: 0.5,
             connect_limit: 20.0,
@@ -213,7 +213,7 @@ impl Options {
             let bad = || format!("bad value for {flag}: {value:?}");
             let path = || (value != "none").then(|| PathBuf::from(value));
             match flag.as_str() {
-                "--conns" => options.conns = parse_list(value).ok_or_else(bad)?,
+                "--conns" => options.conns = parse_loads(value).ok_or_else(bad)?,
                 "--secs" => options.secs = parse_secs(value).ok_or_else(bad)?,
                 "--warmup" => {
                     options.warmup = value.parse().ok().filter(|s| *s >= 0.0).ok_or_else(bad)?
@@ -235,9 +235,40 @@ impl Options {
     }
 }
 
-fn parse_list(value: &str) -> Option<Vec<usize>> {
-    let list: Option<Vec<usize>> = value.split(',').map(|v| v.trim().parse().ok()).collect();
-    list.filter(|l| !l.is_empty() && !l.contains(&0))
+/// How many connections a cell opens, and how many of them run the closed loop of echoes
+/// (the others stay open and silent): `5000` or `5000/100` on the command line.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Load {
+    pub open: usize,
+    pub busy: usize,
+}
+
+impl std::str::FromStr for Load {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Load, ()> {
+        let (open, busy) = s.trim().split_once('/').unwrap_or((s.trim(), s.trim()));
+        let open: usize = open.parse().map_err(|_| ())?;
+        let busy: usize = busy.parse().map_err(|_| ())?;
+        (busy > 0 && busy <= open)
+            .then_some(Load { open, busy })
+            .ok_or(())
+    }
+}
+
+impl std::fmt::Display for Load {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.busy == self.open {
+            write!(f, "{}", self.open)
+        } else {
+            write!(f, "{}/{}", self.open, self.busy)
+        }
+    }
+}
+
+fn parse_loads(value: &str) -> Option<Vec<Load>> {
+    let list: Option<Vec<Load>> = value.split(',').map(|v| v.parse().ok()).collect();
+    list.filter(|l| !l.is_empty())
 }
 
 fn parse_secs(value: &str) -> Option<f64> {
@@ -277,7 +308,7 @@ pub struct Figures {
 /// One cell: a server at a connection count, measured or not run.
 pub struct Row {
     pub kind: String,
-    pub conns: usize,
+    pub conns: Load,
     pub result: Result<Figures, String>,
 }
 
@@ -286,7 +317,7 @@ pub struct Run {
     pub rows: Vec<Row>,
     pub workers: usize,
     pub secs: f64,
-    pub conns: Vec<usize>,
+    pub conns: Vec<Load>,
     pub kinds: Vec<String>,
 }
 
@@ -304,7 +335,7 @@ fn measure_all(options: &Options) -> Run {
             if unavailable.contains(&kind.as_str()) {
                 continue;
             }
-            eprint!("models: {kind:>8} × {conns:>5} conns ... ");
+            eprint!("models: {kind:>8} × {:>8} conns ... ", conns.to_string());
             let result = cell(kind, conns, options);
             match &result {
                 Ok(f) => eprintln!("{:.0} rt/s, {} errors", f.rts_per_sec, f.errors),
@@ -339,13 +370,13 @@ fn measure_all(options: &Options) -> Run {
 
 /// Measures one server at one connection count: connect, warm up, then a timed window for
 /// round trips and CPU time, then the memory the server holds.
-fn cell(kind: &str, conns: usize, options: &Options) -> Result<Figures, String> {
+fn cell(kind: &str, conns: Load, options: &Options) -> Result<Figures, String> {
     let mut server = Server::start(&[kind, &options.workers.to_string()])?;
     let pgid = server.pgid();
     let limit = Duration::from_secs_f64(options.connect_limit);
     let mut client =
-        Client::connect_within(server.addr, conns, limit).map_err(|e| e.to_string())?;
-    client.start_all(u64::MAX);
+        Client::connect_within(server.addr, conns.open, limit).map_err(|e| e.to_string())?;
+    client.start_first(conns.busy, u64::MAX);
     drive_for(&mut client, Duration::from_secs_f64(options.warmup));
 
     let me = std::process::id();
@@ -507,7 +538,7 @@ impl Run {
             rows: Vec::new(),
             workers: setting("workers")?.parse().map_err(|_| "bad workers")?,
             secs: setting("secs")?.parse().map_err(|_| "bad secs")?,
-            conns: parse_list(setting("conns")?).ok_or("bad conns")?,
+            conns: parse_loads(setting("conns")?).ok_or("bad conns")?,
             kinds: setting("servers")?.split(':').map(str::to_string).collect(),
         };
         for line in lines.skip(1) {
@@ -552,9 +583,9 @@ fn parse_row(line: &str) -> Option<Row> {
     })
 }
 
-fn join(list: &[usize]) -> String {
+fn join(list: &[Load]) -> String {
     list.iter()
-        .map(usize::to_string)
+        .map(Load::to_string)
         .collect::<Vec<_>>()
         .join(",")
 }

@@ -122,6 +122,11 @@ impl Client {
         self.start(0..self.conns.len(), rounds);
     }
 
+    /// [`Client::start_all`] for the first `n` connections only; the others stay silent.
+    pub fn start_first(&mut self, n: usize, rounds: u64) {
+        self.start(0..n.min(self.conns.len()), rounds);
+    }
+
     /// Drives the connections until `deadline`, or until none has a message in flight.
     /// Returns whether all went idle.
     pub fn run_until(&mut self, deadline: Instant) -> bool {

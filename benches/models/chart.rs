@@ -8,7 +8,7 @@ use plotters::coord::ranged1d::{SegmentValue, ValueFormatter};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::{label, thousands, Figures, Run};
+use crate::{label, thousands, Figures, Load, Run};
 
 const WIDTH: u32 = 1560;
 const HEIGHT: u32 = 900;
@@ -52,7 +52,7 @@ struct Panel {
     caption: &'static str,
     y_desc: &'static str,
     log: bool,
-    value: fn(&Figures, usize) -> Option<f64>,
+    value: fn(&Figures, Load) -> Option<f64>,
     format: fn(f64) -> String,
     /// A note written next to a point, and whether it is an alarm (red, with a cross).
     note: fn(&Figures) -> Option<(String, bool)>,
@@ -83,7 +83,7 @@ const PANELS: [Panel; 5] = [
         caption: "Failed connections (lower is better)",
         y_desc: "% of the connections",
         log: false,
-        value: |f, conns| Some((f.errors as f64 * 100.0 / conns as f64).min(100.0)),
+        value: |f, conns| Some((f.errors as f64 * 100.0 / conns.open as f64).min(100.0)),
         format: |v| format!("{v:.0}%"),
         note: no_note,
     },
@@ -209,10 +209,14 @@ where
     Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
 {
     let x_label = |x: &SegmentValue<usize>| match x {
-        SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => run
-            .conns
-            .get(*i)
-            .map_or(String::new(), |c| format!("{c} connections")),
+        SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
+            run.conns
+                .get(*i)
+                .map_or(String::new(), |c| match c.busy == c.open {
+                    true => format!("{} connections", c.open),
+                    false => format!("{} open, {} busy", c.open, c.busy),
+                })
+        }
         SegmentValue::Last => String::new(),
     };
     chart
