@@ -119,7 +119,7 @@ impl Client {
 
     /// Gives every open connection `rounds` round trips to run and sends its first message.
     pub fn start_all(&mut self, rounds: u64) {
-        self.start(0..self.conns.len(), rounds);
+        self.start_first(self.conns.len(), rounds);
     }
 
     /// [`Client::start_all`] for the first `n` connections only; the others stay silent.
