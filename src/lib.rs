@@ -104,6 +104,9 @@ pub mod debug;
 pub mod greenlet;
 mod hub;
 pub mod io;
+#[cfg(feature = "monkey")]
+#[allow(unsafe_code)]
+pub mod monkey;
 pub mod net;
 pub mod select;
 pub mod sync;

@@ -105,14 +105,34 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
+    run(f).expect("grove: a thread-pool call gave up waiting outside a hooked call")
+}
+
+/// [`spawn_blocking`] for a hooked libc call (monkey patching): `None` if an interrupt ended the
+/// wait (inside a hook it is held back rather than unwinding; `f` still runs to completion on
+/// its worker and its result is dropped there).
+#[cfg_attr(not(feature = "monkey"), allow(dead_code))]
+pub(crate) fn spawn_blocking_in_hook<F, T>(f: F) -> Option<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    run(f)
+}
+
+fn run<F, T>(f: F) -> Option<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
     if ON_WORKER.get() {
-        return f();
+        return Some(f());
     }
     let remote = match crate::hub::with(|hub| hub.reactor.remote()) {
         Ok(r) => r,
         Err(e) => {
             log::warn!("grove: no reactor for the thread pool ({e}); running the call inline");
-            return f();
+            return Some(f());
         }
     };
     let id = crate::hub::with(|hub| hub.reactor.begin_job());
@@ -125,25 +145,32 @@ where
         *lock(&out) = Some(result);
         remote.complete(id);
     }));
-    wait_reporting_stalls(id, &started);
+    if !wait_reporting_stalls(id, &started) {
+        return None;
+    }
     let result = lock(&slot).take();
     match result.expect("grove: a thread-pool job finished without a result") {
-        Ok(v) => v,
+        Ok(v) => Some(v),
         Err(payload) => panic::resume_unwind(payload),
     }
 }
 
-/// Parks until job `id` completes, warning whenever it has waited too long to start.
-fn wait_reporting_stalls(id: u64, started: &AtomicBool) {
+/// Parks until job `id` completes, warning whenever it has waited too long to start. False if
+/// an interrupt held back inside a hooked call ended the wait.
+fn wait_reporting_stalls(id: u64, started: &AtomicBool) -> bool {
     let queued_at = Instant::now();
     let mut every = STALL_REPORT;
     let what = "a call on the thread pool";
     while !crate::hub::with(|hub| hub.reactor.wait_job(id, what, deadline_after(every))) {
+        if crate::hub::foreign::inside() && crate::hub::foreign::held_back_now() {
+            return false;
+        }
         if !started.load(Ordering::Relaxed) {
             report_stall(queued_at.elapsed());
         }
         every = (every * 2).min(STALL_REPORT_MAX);
     }
+    true
 }
 
 fn report_stall(waited: Duration) {

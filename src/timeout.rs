@@ -97,6 +97,9 @@ impl Timeout {
     /// Other panics pass through.
     pub fn catch<T>(self, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
         match catch_unwind(AssertUnwindSafe(f)) {
+            // Fired while `f` was blocked inside a hooked libc call (monkey patching), where it
+            // could not unwind: that call failed instead, and `f` returned.
+            Ok(_) if hub::foreign::take_held_back_timeout(self.id) => Err(Elapsed::new(self.id)),
             Ok(v) => Ok(v),
             Err(p) if self.is_mine(p.as_ref()) => Err(Elapsed::new(self.id)),
             Err(p) => resume_unwind(p),

@@ -81,6 +81,11 @@ pub(crate) enum WakeReason {
     Interrupted,
 }
 
+/// [`Fiber::foreign`]: inside a hooked libc call.
+pub(crate) const FOREIGN_IN: u8 = 1;
+/// [`Fiber::foreign`]: an interrupt landed inside a hooked call and is held back, pending.
+pub(crate) const FOREIGN_REFUSED: u8 = 2;
+
 /// An unwinding request delivered to a fiber at its park or switch point.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Interrupt {
@@ -217,6 +222,10 @@ pub(crate) struct Fiber {
     /// Greenlets: it dies with no one to return to (its last handle went away where no switch
     /// was possible); when it finishes, control goes back to the hub, not to its parent.
     pub(crate) orphaned: Cell<bool>,
+    /// Monkey patching: the fiber is inside a hooked libc call (`FOREIGN_IN`), where unwinding
+    /// cannot pass (the C frames between it and the user's code cannot unwind), and whether an
+    /// interrupt was held back there (`FOREIGN_REFUSED`). See `hub::foreign`.
+    pub(crate) foreign: Cell<u8>,
     /// What greenlet-style switching needs (made on first use: most tasks never switch).
     switch: OnceCell<Box<Switch>>,
     pub(crate) id: u64,
@@ -265,6 +274,7 @@ impl Fiber {
             name,
             handles: Cell::new(0),
             orphaned: Cell::new(false),
+            foreign: Cell::new(0),
             slot: Cell::new(u32::MAX),
             body: Cell::new(body),
             stack_size: Cell::new(stack_size),

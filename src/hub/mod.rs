@@ -14,6 +14,7 @@
 //!   [`WakeReason::Interrupted`].
 
 pub(crate) mod control;
+pub(crate) mod foreign;
 pub(crate) mod reactor;
 #[allow(unsafe_code)]
 pub(crate) mod sys;
@@ -679,7 +680,16 @@ pub(crate) fn park(what: &'static str) -> WakeReason {
     let Some(is_root) = is_root else {
         return WakeReason::Interrupted;
     };
-    leave(is_root, None);
+    if is_root && foreign::inside() {
+        // Inside a hooked libc call a panic cannot leave (it would abort): report instead.
+        if let Err(msg) = leave_checked(true, None) {
+            log::error!("{msg}");
+            foreign::would_block_forever();
+            return WakeReason::Interrupted;
+        }
+    } else {
+        leave(is_root, None);
+    }
     with_current(|f| {
         f.gen.set(f.gen.get().wrapping_add(1));
         f.waiting_on.set("");
@@ -703,7 +713,14 @@ pub(crate) fn take_interrupt(f: &Fiber) -> bool {
 
 #[cold]
 fn deliver(f: &Fiber, why: Interrupt) -> bool {
+    if f.foreign.get() & fiber::FOREIGN_IN != 0 {
+        // Unwinding cannot pass the C frames of a hooked call: the interrupt stays pending
+        // (for the fiber's next park outside one) and the hooked call fails instead.
+        f.foreign.set(f.foreign.get() | fiber::FOREIGN_REFUSED);
+        return true;
+    }
     f.interrupt.set(None);
+    f.foreign.set(f.foreign.get() & !fiber::FOREIGN_REFUSED);
     if unwind::is_unwinding(f) {
         log::debug!(
             "grove: {} is already unwinding; {why:?} ends its blocking call instead",
@@ -731,6 +748,15 @@ pub(crate) fn check_interrupt() {
 #[inline(always)]
 #[track_caller]
 fn leave(is_root: bool, first: Option<Rc<Fiber>>) {
+    if let Err(msg) = leave_checked(is_root, first) {
+        panic!("{msg}");
+    }
+}
+
+/// [`leave`], returning the "would block forever" report instead of panicking with it (the
+/// root's state is restored: it is running again).
+#[inline(always)]
+fn leave_checked(is_root: bool, first: Option<Rc<Fiber>>) -> Result<(), String> {
     if is_root {
         if tracing() {
             let why = match first {
@@ -744,7 +770,7 @@ fn leave(is_root: bool, first: Option<Rc<Fiber>>) {
                 f.state.set(State::Running);
                 f.gen.set(f.gen.get().wrapping_add(1));
             });
-            panic!("{msg}");
+            return Err(msg);
         }
     } else {
         fiber::suspend_current(match first {
@@ -752,6 +778,7 @@ fn leave(is_root: bool, first: Option<Rc<Fiber>>) {
             None => Next::Park,
         });
     }
+    Ok(())
 }
 
 /// Lets every other ready fiber run once, then continues (gevent's `sleep(0)`).

@@ -172,6 +172,16 @@ impl Reactor {
         if let Some(sys) = self.sys.get() {
             sys.poller.borrow().delete(source.fd());
         }
+        self.forget(source);
+    }
+
+    /// Forgets a source whose fd number was closed already (closing the last descriptor of a
+    /// file removes it from epoll; a stale event from a file still open elsewhere is ignored
+    /// by its token's generation). Tasks waiting on it wake with an error.
+    pub(crate) fn forget(&self, source: &Source) {
+        if source.is_closed() {
+            return;
+        }
         let index = (source.token() & 0xffff_ffff) as usize;
         {
             let mut slots = self.slots.borrow_mut();
@@ -220,8 +230,11 @@ impl Reactor {
                 super::cancel_timer(key);
             }
             // Interrupted (a kill reaching a task that is already unwinding): this wait cannot
-            // fail, so it goes on.
-            if reason == WakeReason::TimedOut {
+            // fail, so it goes on — except inside a hooked libc call, where the interrupt is
+            // held back and the call gives up (see `hub::foreign`).
+            if reason == WakeReason::TimedOut
+                || (reason == WakeReason::Interrupted && super::foreign::inside())
+            {
                 break !self.remote_jobs.borrow().contains_key(&id);
             }
         };

@@ -448,6 +448,14 @@ impl<P> Place<'_, P> {
         }
     }
 
+    /// Queues the place with a waker for the current fiber's next park, for a caller that
+    /// parks on several queues at once (`hub::park` itself, then drops the places).
+    #[cfg_attr(not(feature = "monkey"), allow(dead_code))]
+    pub(crate) fn arm_for_park(&mut self) {
+        self.arm();
+        self.armed = true;
+    }
+
     /// Whether [`WaitQueue::take`] took this place's payload.
     pub(crate) fn taken(&self) -> bool {
         self.state() == State::Taken

@@ -119,6 +119,12 @@ impl Direction {
         Ok(())
     }
 
+    /// A place in this direction's queue of waiters (for a wait on several fds at once).
+    #[cfg_attr(not(feature = "monkey"), allow(dead_code))]
+    pub(crate) fn place(&self) -> crate::hub::wait::Place<'_> {
+        self.waiters.place(None)
+    }
+
     /// The loop every I/O call runs: try `op`; on `WouldBlock` forget readiness and park until
     /// the reactor reports this direction ready, the fd is closed (`NotConnected`), the
     /// deadline passes, or an interrupt reaches a task that is already unwinding
