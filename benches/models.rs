@@ -319,6 +319,9 @@ pub struct Run {
     pub secs: f64,
     pub conns: Vec<Load>,
     pub kinds: Vec<String>,
+    /// When the run started (UTC) and the machine's load average then, e.g.
+    /// `2026-11-23T23:10Z load=0.52`.
+    pub taken: String,
 }
 
 /// Runs every cell, connection counts in the outer loop so that the servers compared at one
@@ -327,6 +330,8 @@ fn measure_all(options: &Options) -> Run {
     pin_to_cpu(CLIENT_CPU);
     raise_open_file_limit();
     group::become_subreaper();
+    let taken = when_and_load();
+    eprintln!("models: {taken}");
     let started = Instant::now();
     let mut rows = Vec::new();
     let mut unavailable: Vec<&str> = Vec::new();
@@ -358,6 +363,7 @@ fn measure_all(options: &Options) -> Run {
         secs: options.secs,
         conns: options.conns.clone(),
         kinds: options.servers.clone(),
+        taken,
     };
     if let Some(csv) = &options.csv {
         match std::fs::write(csv, run.csv()) {
@@ -366,6 +372,18 @@ fn measure_all(options: &Options) -> Run {
         }
     }
     run
+}
+
+/// The time (UTC, from `date`) and the 1-minute load average, for the record.
+fn when_and_load() -> String {
+    let date = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%MZ"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load.split_whitespace().next().unwrap_or("?");
+    format!("{date} load={load}")
 }
 
 /// Measures one server at one connection count: connect, warm up, then a timed window for
@@ -488,11 +506,12 @@ impl Run {
     /// The figures as CSV, one line per cell after a `#` line with the run's settings.
     fn csv(&self) -> String {
         let mut out = format!(
-            "# workers={} secs={} conns={} servers={}\n",
+            "# workers={} secs={} conns={} servers={} taken={}\n",
             self.workers,
             self.secs,
             join(&self.conns),
-            self.kinds.join(":")
+            self.kinds.join(":"),
+            self.taken.replace(' ', "_")
         );
         out += "kind,conns,rts_per_sec,cpu_us_per_rt,user_us_per_rt,srv_cpu_percent,cli_cpu_percent,errors,procs,peak_rss_kib,pss_kib,idle_cpu_percent,note\n";
         for row in &self.rows {
@@ -540,6 +559,7 @@ impl Run {
             secs: setting("secs")?.parse().map_err(|_| "bad secs")?,
             conns: parse_loads(setting("conns")?).ok_or("bad conns")?,
             kinds: setting("servers")?.split(':').map(str::to_string).collect(),
+            taken: setting("taken").unwrap_or("").replace('_', " "),
         };
         for line in lines.skip(1) {
             run.rows

@@ -149,6 +149,9 @@ struct Point {
     /// Index of the connection count.
     x: usize,
     y: f64,
+    /// Whether every connection is busy at this load (lines join only such loads, and join
+    /// the partly idle loads only among themselves).
+    all_busy: bool,
     note: Option<(String, bool)>,
 }
 
@@ -162,7 +165,13 @@ fn points(run: &Run, kind: &str, panel: &Panel) -> Vec<Point> {
         };
         if let Some(y) = (panel.value)(f, conns).filter(|v| !panel.log || *v > 0.0) {
             let note = (panel.note)(f);
-            points.push(Point { x, y, note });
+            let all_busy = conns.busy == conns.open;
+            points.push(Point {
+                x,
+                y,
+                all_busy,
+                note,
+            });
         }
     }
     points
@@ -213,8 +222,8 @@ where
             run.conns
                 .get(*i)
                 .map_or(String::new(), |c| match c.busy == c.open {
-                    true => format!("{} connections", c.open),
-                    false => format!("{} open, {} busy", c.open, c.busy),
+                    true => c.open.to_string(),
+                    false => format!("{} ({} busy)", c.open, c.busy),
                 })
         }
         SegmentValue::Last => String::new(),
@@ -226,6 +235,7 @@ where
         .x_label_formatter(&x_label)
         .y_label_formatter(&|v| (panel.format)(*v))
         .y_desc(panel.y_desc)
+        .x_desc("connections")
         .label_style((FONT, 13))
         .draw()?;
     for kind in &run.kinds {
@@ -250,10 +260,18 @@ where
         .iter()
         .map(|p| (SegmentValue::CenterOf(p.x), p.y))
         .collect();
-    if look.dashed {
-        chart.draw_series(DashedLineSeries::new(coords.clone(), 8, 5, line))?;
-    } else {
-        chart.draw_series(LineSeries::new(coords.clone(), line))?;
+    for all_busy in [true, false] {
+        let part: Vec<_> = points
+            .iter()
+            .zip(&coords)
+            .filter(|(p, _)| p.all_busy == all_busy)
+            .map(|(_, c)| c.clone())
+            .collect();
+        if look.dashed {
+            chart.draw_series(DashedLineSeries::new(part, 8, 5, line))?;
+        } else {
+            chart.draw_series(LineSeries::new(part, line))?;
+        }
     }
     let marker = if look.filled {
         look.color.filled()
@@ -313,6 +331,9 @@ fn draw_legend(area: &Area, run: &Run) -> Result<(), Error> {
             "{} workers = this machine's cores, all on the server's one CPU.",
             run.workers
         ),
+        format!("Taken {} (1-minute load average at the start).", run.taken),
+        "Lines join the loads with every connection busy; a load with most".into(),
+        "connections open but silent stands apart.".into(),
     ];
     let style = TextStyle::from((FONT, 13)).color(&RGBColor(80, 80, 80));
     y += 10;
