@@ -14,6 +14,7 @@
 //!   [`WakeReason::Interrupted`].
 
 pub(crate) mod control;
+pub(crate) mod inspect;
 pub(crate) mod reactor;
 #[allow(unsafe_code)]
 pub(crate) mod sys;
@@ -22,7 +23,6 @@ pub(crate) mod wait;
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::VecDeque;
-use std::fmt::Write as _;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -35,6 +35,13 @@ thread_local! {
     /// Fibers resumed on this thread so far, times two, plus one while a switch trace hook is
     /// set: one thread-local read and write per switch gives both the count and the branch.
     static SWITCHES: Cell<u64> = const { Cell::new(0) };
+    /// The coarse clock (ms, wrapping) at the start of the current batch; parks are stamped
+    /// with it (see [`now_ms`]).
+    static NOW_MS: Cell<u32> = const { Cell::new(0) };
+    /// Signal-dump requests this hub has answered; and whether its epoll watches the eventfd
+    /// that wakes it for one.
+    static DUMPS_SEEN: Cell<u64> = const { Cell::new(0) };
+    static DUMP_FD_WATCHED: Cell<bool> = const { Cell::new(false) };
     static HUB: Hub = const { Hub::new() };
     /// Registered after `HUB` (so its destructor runs first, while the hub is still usable):
     /// tears the hub down in an orderly way when the thread exits.
@@ -137,6 +144,9 @@ impl Hub {
                 crate::coro::overflow::install();
                 unwind::install_panic_hook();
                 TEARDOWN.with(|_| ());
+                NOW_MS.set(sys::coarse_ms());
+                DUMPS_SEEN.set(sys::debug_signal::requests());
+                crate::debug::from_env();
                 if let Some(seed) = crate::debug::seed_from_env() {
                     self.set_seed(Some(seed));
                 }
@@ -382,6 +392,10 @@ impl Hub {
             if !self.poll() {
                 return Err(self.deadlock_report());
             }
+            NOW_MS.set(sys::coarse_ms());
+            if sys::debug_signal::requests() != DUMPS_SEEN.get() {
+                self.dump_on_request();
+            }
             let ready = self.run_queue.borrow().len();
             if let Some(f) = self.pop_ready() {
                 self.batch.set(ready - 1);
@@ -409,6 +423,9 @@ impl Hub {
         };
         if timeout != Some(0) {
             self.give_memory_back();
+            if !DUMP_FD_WATCHED.get() {
+                self.watch_dump_fd();
+            }
         }
         if timeout != Some(0) || self.reactor.has_waiters() {
             self.polls.set(self.polls.get() + 1);
@@ -476,32 +493,87 @@ impl Hub {
         }
     }
 
-    /// Builds the "would block forever" message.
+    /// Builds the "would block forever" message: who waits on what, who holds it, and any
+    /// wait-for cycle (see [`inspect::wait_for_report`]).
     fn deadlock_report(&self) -> String {
         let cur = current();
-        let mut msg = format!(
-            "grove: this operation would block forever: {} waits on {}, and no task is ready, \
-             no timer is pending and no I/O can wake anything",
-            cur.label(),
-            what(&cur)
-        );
-        let parked: Vec<Rc<Fiber>> = {
-            let reg = self.registry.borrow();
-            reg.slots
-                .iter()
-                .flatten()
-                .filter(|f| matches!(f.state.get(), State::Parked | State::Suspended))
-                .cloned()
-                .collect()
-        };
-        if !parked.is_empty() {
+        let now = sys::coarse_ms();
+        let me = inspect::TaskInfo::of(&cur, now);
+        let mut msg = String::from("grove: this operation would block forever: ");
+        me.write_label(&mut msg);
+        msg.push_str(" waits on ");
+        me.write_wait(&mut msg);
+        msg.push_str(", and no task is ready, no timer is pending and no I/O can wake anything");
+        let reg = self.registry.borrow();
+        let mut infos: Vec<inspect::TaskInfo<'_>> = reg
+            .slots
+            .iter()
+            .flatten()
+            .filter(|f| matches!(f.state.get(), State::Parked | State::Suspended))
+            .map(|f| inspect::TaskInfo::of(f, now))
+            .collect();
+        if !infos.is_empty() {
             msg.push_str(". Parked:");
-            for f in &parked {
-                let _ = write!(msg, " {} waits on {};", f.label(), what(f));
+            infos.insert(0, me);
+            let mut rest = String::new();
+            inspect::wait_for_report(&infos, &mut rest);
+            // The first entry is the caller, already named above.
+            let first_end = rest.find(';').map_or(rest.len(), |i| i + 1);
+            let cycles_at = rest.find(". Wait-for cycle");
+            match cycles_at {
+                Some(c) if c < first_end => msg.push_str(&rest[c..]),
+                _ => msg.push_str(&rest[first_end..]),
             }
-            msg.pop();
+        } else if me.detail.holder(me.waiting_on).is_some() {
+            msg.push_str(" (");
+            me.write_wait(&mut msg);
+            msg.push(')');
         }
         msg
+    }
+
+    /// A signal asked for a task dump: print one to stderr (without yielding: this is the hub).
+    #[cold]
+    fn dump_on_request(&self) {
+        DUMPS_SEEN.set(sys::debug_signal::requests());
+        let mut err = std::io::stderr().lock();
+        if let Err(e) = crate::debug::dump_chunked(&mut err, false) {
+            log::warn!("grove: could not write the task dump: {e}");
+        }
+    }
+
+    /// About to block: make sure a dump signal can wake this hub.
+    #[cold]
+    fn watch_dump_fd(&self) {
+        if let Some(fd) = sys::debug_signal::wake_fd() {
+            DUMP_FD_WATCHED.set(true);
+            if let Err(e) = self.reactor.watch_foreign(fd) {
+                log::warn!("grove: a dump signal cannot wake this hub: {e}");
+            }
+        }
+    }
+
+    /// Calls `f` with up to `max` live tasks and greenlets from registry slot `from` on, and
+    /// returns the slot to continue from (`None`: done). `now` is [`sys::coarse_ms`].
+    pub(crate) fn inspect(
+        &self,
+        from: usize,
+        max: usize,
+        now: u32,
+        mut f: impl FnMut(&inspect::TaskInfo<'_>),
+    ) -> Option<usize> {
+        let reg = self.registry.borrow();
+        let mut seen = 0;
+        for (i, slot) in reg.slots.iter().enumerate().skip(from) {
+            if seen == max {
+                return Some(i);
+            }
+            if let Some(fiber) = slot {
+                f(&inspect::TaskInfo::of(fiber, now));
+                seen += 1;
+            }
+        }
+        None
     }
 
     /// The thread is exiting. While every thread-local grove uses still works: tasks that never
@@ -580,14 +652,6 @@ const HEAP_TRIM_AFTER_DEATHS: u32 = 50_000;
 
 /// How many kill-and-run rounds thread exit gives fibers blocked in their `Drop`s.
 const TEARDOWN_ROUNDS: usize = 8;
-
-fn what(f: &Fiber) -> &'static str {
-    match (f.state.get(), f.waiting_on.get()) {
-        (State::Suspended, _) => "a greenlet switch",
-        (_, "") => "nothing in particular",
-        (_, w) => w,
-    }
-}
 
 /// A handle that makes one park of one fiber return.
 #[derive(Clone)]
@@ -670,10 +734,16 @@ pub(crate) fn park(what: &'static str) -> WakeReason {
     let is_root = with_current(|f| {
         // The root cannot park while the thread exits (it is running the teardown).
         if take_interrupt(f) || (f.is_root() && !alive()) {
+            f.park_obj.set(0);
             return None;
         }
         f.waiting_on.set(what);
         f.state.set(State::Parked);
+        if f.is_root() {
+            // The root may have run long since the batch began.
+            NOW_MS.set(sys::coarse_ms());
+        }
+        f.parked_at.set(NOW_MS.get());
         Some(f.is_root())
     });
     let Some(is_root) = is_root else {
@@ -683,12 +753,30 @@ pub(crate) fn park(what: &'static str) -> WakeReason {
     with_current(|f| {
         f.gen.set(f.gen.get().wrapping_add(1));
         f.waiting_on.set("");
+        f.park_obj.set(0);
         match f.wake_reason.get() {
             WakeReason::Interrupted if take_interrupt(f) => WakeReason::Interrupted,
             WakeReason::Interrupted => WakeReason::TimedOut,
             reason => reason,
         }
     })
+}
+
+/// The hub's coarse clock (ms, wrapping), as of the current batch.
+pub(crate) fn now_ms() -> u32 {
+    NOW_MS.get()
+}
+
+/// Records, for task dumps, that the current fiber's next park is a sleep due in `d`.
+pub(crate) fn note_sleep(d: std::time::Duration) {
+    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX >> 1);
+    with_current(|f| f.park_obj.set(inspect::deadline_note(ms)));
+}
+
+/// The id of the task running now (0: the thread's main code).
+#[inline]
+pub(crate) fn current_id() -> u64 {
+    fiber::try_with_current(|f| f.id).unwrap_or(0)
 }
 
 /// Consumes the current fiber's pending interrupt: unwinds with it, or — if the fiber is

@@ -16,6 +16,35 @@
 
 use crate::hub;
 
+mod dump;
+
+pub(crate) use dump::dump_chunked;
+pub use dump::{dump, dump_to, Dump};
+
+/// Makes `SIGUSR2` print a task dump of every hub to stderr (at each hub's next loop
+/// iteration; an idle hub is woken for it). The environment variable `GROVE_DUMP_SIGNAL=1`
+/// does the same at the first hub's creation, so a running program can be inspected with
+/// `kill -USR2 <pid>` without code changes. The handler only counts the request and writes an
+/// eventfd (both async-signal-safe); the printing happens on each hub's own thread.
+///
+/// # Errors
+/// If the eventfd or the signal handler cannot be set up.
+pub fn dump_on_signal() -> std::io::Result<()> {
+    hub::sys::debug_signal::install()
+}
+
+/// Applies the debugging environment variables (`GROVE_DUMP_SIGNAL`) when a hub is created.
+pub(crate) fn from_env() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("GROVE_DUMP_SIGNAL").is_some_and(|v| v != "0") {
+            if let Err(e) = dump_on_signal() {
+                log::warn!("grove: GROVE_DUMP_SIGNAL: {e}");
+            }
+        }
+    });
+}
+
 /// A snapshot of this thread's hub: cheap to take (no walk over tasks), `Copy`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Metrics {

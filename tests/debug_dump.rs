@@ -1,0 +1,212 @@
+//! grove::debug::dump: what each task waits on, who holds it, where it was spawned; leaks;
+//! the deadlock report's wait-for graph; the dump signal.
+
+mod util;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+use std::time::Duration;
+
+use grove::debug;
+use grove::sync::{Event, Mutex, Semaphore};
+
+fn line_of<'a>(dump: &'a str, needle: &str) -> &'a str {
+    dump.lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{dump}"))
+}
+
+#[test]
+fn the_dump_says_what_each_task_waits_on_and_where_it_was_spawned() {
+    let m = Rc::new(Mutex::new(()));
+    let ev = Event::new();
+    let (m1, ev1) = (m.clone(), ev.clone());
+    let holder = grove::Builder::new()
+        .name("holder")
+        .spawn(move || {
+            let _g = m1.lock();
+            ev1.wait();
+        })
+        .unwrap();
+    let m2 = m.clone();
+    let waiter = grove::Builder::new()
+        .name("waiter")
+        .spawn(move || drop(m2.lock()))
+        .unwrap();
+    let sleeper = grove::spawn(|| grove::sleep(Duration::from_secs(30)));
+    let sleeper_line = line!() - 1;
+    grove::yield_now();
+    let dump = debug::dump().to_string();
+    let holder_line = line_of(&dump, "'holder'");
+    assert!(holder_line.contains("parked for"), "{holder_line}");
+    assert!(holder_line.contains("on Event::wait"), "{holder_line}");
+    assert!(
+        holder_line.contains("tests/debug_dump.rs:"),
+        "{holder_line}"
+    );
+    let waiter_line = line_of(&dump, "'waiter'");
+    assert!(
+        waiter_line.contains(&format!("on Mutex::lock held by task #{}", holder.id())),
+        "{waiter_line}"
+    );
+    let sleeper_line_text = line_of(&dump, &format!("task #{}:", sleeper.id()));
+    assert!(
+        sleeper_line_text.contains("on sleep (wakes in 29."),
+        "{sleeper_line_text}"
+    );
+    assert!(
+        sleeper_line_text.contains(&format!("tests/debug_dump.rs:{sleeper_line}:")),
+        "{sleeper_line_text}"
+    );
+    assert!(
+        dump.lines().next().unwrap().starts_with("grove task dump"),
+        "{dump}"
+    );
+    ev.set();
+    holder.join().unwrap();
+    waiter.join().unwrap();
+    sleeper.kill();
+}
+
+#[test]
+fn the_dump_names_the_fd_and_direction_of_an_io_wait() {
+    use std::os::fd::AsRawFd;
+    let listener = grove::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let _client = std::net::TcpStream::connect(addr).unwrap();
+    let (conn, _) = listener.accept().unwrap();
+    let fd = conn.as_raw_fd();
+    let reader = grove::spawn(move || {
+        let mut buf = [0u8; 8];
+        let _ = std::io::Read::read(&mut &conn, &mut buf);
+    });
+    grove::yield_now();
+    let dump = debug::dump().to_string();
+    let line = line_of(&dump, &format!("task #{}:", reader.id()));
+    assert!(line.contains(&format!("on fd {fd} readable")), "{line}");
+    reader.kill();
+}
+
+#[test]
+fn a_task_parked_on_a_semaphore_nobody_else_holds_can_never_wake() {
+    let sem = Semaphore::new(0);
+    let s = sem.clone();
+    let leaked = grove::spawn(move || s.acquire());
+    let s = sem.clone();
+    let fine = grove::spawn(move || s.acquire());
+    grove::yield_now();
+    let dump = debug::dump().to_string();
+    assert!(
+        !line_of(&dump, &format!("task #{}:", leaked.id())).contains("can never wake"),
+        "main still holds the semaphore:\n{dump}"
+    );
+    // One waiter is served, and main drops its handle: the other waiter is the only holder left.
+    sem.release();
+    drop(sem);
+    grove::yield_now();
+    let dump = debug::dump().to_string();
+    let (a, b) = (leaked.id(), fine.id());
+    let waiting = [a, b]
+        .into_iter()
+        .find(|id| dump.contains(&format!("task #{id}: parked")))
+        .expect("one still waits");
+    let line = line_of(&dump, &format!("task #{waiting}:"));
+    assert!(line.contains("can never wake"), "{line}");
+    if waiting == a {
+        leaked.kill()
+    } else {
+        fine.kill()
+    }
+}
+
+#[test]
+fn a_greenlet_shows_its_parent() {
+    use grove::greenlet::Greenlet;
+    let outer = Greenlet::new(|_: ()| {
+        let inner = Greenlet::new(|_: ()| {
+            let dump = debug::dump().to_string();
+            grove::greenlet::switch_to_parent(());
+            drop(dump);
+        });
+        let inner_id_line = {
+            inner.switch(());
+            debug::dump().to_string()
+        };
+        assert!(inner_id_line.contains("suspended"), "{inner_id_line}");
+        assert!(
+            inner_id_line.contains("parent: greenlet #"),
+            "{inner_id_line}"
+        );
+        grove::greenlet::switch_to_parent(());
+    });
+    outer.switch(());
+}
+
+#[test]
+fn the_deadlock_report_names_holders_and_the_cycle() {
+    let a = Rc::new(Mutex::new(()));
+    let b = Rc::new(Mutex::new(()));
+    let (a1, b1) = (a.clone(), b.clone());
+    let first = grove::Builder::new()
+        .name("first")
+        .spawn(move || {
+            let _a = a1.lock();
+            grove::yield_now();
+            let _b = b1.lock();
+        })
+        .unwrap();
+    let (a2, b2) = (a.clone(), b.clone());
+    let second = grove::Builder::new()
+        .name("second")
+        .spawn(move || {
+            let _b = b2.lock();
+            grove::yield_now();
+            let _a = a2.lock();
+        })
+        .unwrap();
+    let err = catch_unwind(AssertUnwindSafe(|| first.join())).unwrap_err();
+    let text = err.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(text.contains("would block forever"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "'second' waits on Mutex::lock held by task #{}",
+            first_id(&text, "first")
+        )),
+        "{text}"
+    );
+    assert!(text.contains("Wait-for cycle: "), "{text}");
+    assert!(
+        text.contains("'first'") && text.contains("'second'"),
+        "{text}"
+    );
+    drop(second);
+}
+
+/// The id the report gives the task named `name`.
+fn first_id(text: &str, name: &str) -> u64 {
+    let at = text.find(&format!(" '{name}'")).expect("named");
+    let hash = text[..at].rfind('#').expect("an id");
+    text[hash + 1..at].parse().expect("a number")
+}
+
+#[test]
+fn main_waiting_on_a_mutex_held_by_a_parked_task_names_the_chain() {
+    let m = Rc::new(Mutex::new(()));
+    let ev = Event::new();
+    let (m1, ev1) = (m.clone(), ev.clone());
+    let _holder = grove::Builder::new()
+        .name("holder")
+        .spawn(move || {
+            let _g = m1.lock();
+            ev1.wait();
+        })
+        .unwrap();
+    grove::yield_now();
+    let err = catch_unwind(AssertUnwindSafe(|| drop(m.lock()))).unwrap_err();
+    let text = err.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(
+        text.contains("main waits on Mutex::lock held by task #"),
+        "{text}"
+    );
+    assert!(text.contains("'holder' waits on Event::wait"), "{text}");
+}
