@@ -210,3 +210,45 @@ fn main_waiting_on_a_mutex_held_by_a_parked_task_names_the_chain() {
     );
     assert!(text.contains("'holder' waits on Event::wait"), "{text}");
 }
+
+/// Child: a task parks, then the process signals itself; main idles in the hub.
+fn signalled_child(enable_by_call: bool) {
+    if enable_by_call {
+        debug::dump_on_signal().unwrap();
+    }
+    let t = grove::Builder::new()
+        .name("sleepy")
+        .spawn(|| grove::sleep(Duration::from_secs(60)))
+        .unwrap();
+    grove::yield_now();
+    // SAFETY: kill(2) with our own pid and a signal the handler above (or the environment
+    // variable) installed a handler for.
+    unsafe { libc::kill(libc::getpid(), libc::SIGUSR2) };
+    // The hub is idle here (blocked in epoll until the sleep's deadline): the signal's eventfd
+    // wakes it and it prints at once.
+    grove::sleep(Duration::from_millis(300));
+    t.kill();
+}
+
+#[test]
+fn sigusr2_prints_a_dump_to_stderr_when_asked_for() {
+    match util::child_scenario().as_deref() {
+        Some("call") => return signalled_child(true),
+        Some("env") => return signalled_child(false),
+        _ => {}
+    }
+    let test = "sigusr2_prints_a_dump_to_stderr_when_asked_for";
+    for how in ["call", "env"] {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([test, "--exact", "--nocapture", "--test-threads=1"])
+            .env(util::CHILD_ENV, how)
+            .env("GROVE_DUMP_SIGNAL", if how == "env" { "1" } else { "0" })
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{how}: {stderr}");
+        assert!(stderr.contains("grove task dump"), "{how}: {stderr}");
+        let line = line_of(&stderr, "'sleepy'");
+        assert!(line.contains("on sleep (wakes in"), "{how}: {line}");
+    }
+}
