@@ -734,8 +734,10 @@ pub(crate) struct SignalInfo {
     pub(crate) name: Option<&'static str>,
     /// The fiber's id.
     pub(crate) id: u64,
-    /// "task" or "greenlet".
+    /// "task" or "greenlet" ("thread" for the root).
     pub(crate) kind: &'static str,
+    /// Where it was spawned.
+    pub(crate) spawned_at: &'static Location<'static>,
 }
 
 /// The fiber on the CPU, read without allocating (called from a signal handler).
@@ -754,6 +756,7 @@ pub(crate) fn current_for_signal() -> Option<SignalInfo> {
         name: f.name.as_deref().map(String::as_str),
         id: f.id,
         kind: f.kind_word(),
+        spawned_at: f.spawned_at,
     })
 }
 

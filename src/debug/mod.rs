@@ -33,10 +33,47 @@ pub fn dump_on_signal() -> std::io::Result<()> {
     hub::sys::debug_signal::install()
 }
 
-/// Applies the debugging environment variables (`GROVE_DUMP_SIGNAL`) when a hub is created.
+/// The blocking watchdog's default threshold (gevent's `max_blocking_time`).
+pub const DEFAULT_WATCHDOG_THRESHOLD: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Turns the blocking watchdog on (`Some(threshold)`) or off (`None`), for every hub of the
+/// process (gevent's `max_blocking_time`). A monitor thread, started on first use, notices a
+/// hub that has not switched tasks for longer than `threshold` while it has tasks and is not
+/// idle, and reports on stderr which task is running, where it was spawned, for how long the
+/// hub has been blocked, and the address of the instruction it was interrupted at (a `SIGURG`
+/// sent to the stuck thread; its handler only formats into a stack buffer and calls `write`).
+/// One report per stall, then one line when the hub comes back; at most one full report a
+/// second per hub, later stalls are counted. The environment variable `GROVE_WATCHDOG=ms`
+/// (`GROVE_WATCHDOG=1` for the default 100 ms) turns it on when the first hub is created.
+///
+/// What it costs the hubs: nothing per switch (the heartbeat is the switch counter the hub
+/// keeps anyway), a store before and after each blocking `epoll_wait`, and a relaxed load per
+/// loop iteration.
+///
+/// A program that installs its own `SIGURG` handler should not use the watchdog.
+///
+/// # Errors
+/// If the monitor thread or the signal handler cannot be set up.
+pub fn watchdog(threshold: Option<std::time::Duration>) -> std::io::Result<()> {
+    hub::sys::watchdog::configure(threshold)
+}
+
+/// Applies the debugging environment variables (`GROVE_DUMP_SIGNAL`, `GROVE_WATCHDOG`) when a
+/// hub is created.
 pub(crate) fn from_env() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
+        if let Some(v) = std::env::var_os("GROVE_WATCHDOG") {
+            let ms: u64 = v.to_str().and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+            let t = match ms {
+                0 => None,
+                1 => Some(DEFAULT_WATCHDOG_THRESHOLD),
+                ms => Some(std::time::Duration::from_millis(ms)),
+            };
+            if let Err(e) = watchdog(t) {
+                log::warn!("grove: GROVE_WATCHDOG: {e}");
+            }
+        }
         if std::env::var_os("GROVE_DUMP_SIGNAL").is_some_and(|v| v != "0") {
             if let Err(e) = dump_on_signal() {
                 log::warn!("grove: GROVE_DUMP_SIGNAL: {e}");

@@ -24,6 +24,8 @@ pub(crate) mod wait;
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::time::Instant;
 
 use crate::coro::fiber::{self, Fiber, Interrupt, Kind, Next, State, WakeReason};
@@ -34,7 +36,15 @@ use timers::{Action, TimerKey, Timers};
 thread_local! {
     /// Fibers resumed on this thread so far, times two, plus one while a switch trace hook is
     /// set: one thread-local read and write per switch gives both the count and the branch.
-    static SWITCHES: Cell<u64> = const { Cell::new(0) };
+    /// An atomic only so the watchdog's monitor thread may read it (relaxed loads and stores
+    /// compile to the same plain moves as a `Cell`): it is the hub's heartbeat.
+    static SWITCHES: AtomicU64 = const { AtomicU64::new(0) };
+    /// The hub is blocked in `epoll_wait` with nothing to run (not a stall), and how many
+    /// tasks it has (a thread with none is not stalling anyone): for the watchdog.
+    static IDLE: AtomicBool = const { AtomicBool::new(false) };
+    static LIVE: AtomicUsize = const { AtomicUsize::new(0) };
+    /// The watchdog configuration this hub has seen (see `debug::watchdog`).
+    static WATCHDOG_SEEN: Cell<u64> = const { Cell::new(0) };
     /// The coarse clock (ms, wrapping) at the start of the current batch; parks are stamped
     /// with it (see [`now_ms`]).
     static NOW_MS: Cell<u32> = const { Cell::new(0) };
@@ -146,6 +156,7 @@ impl Hub {
                 TEARDOWN.with(|_| ());
                 NOW_MS.set(sys::coarse_ms());
                 DUMPS_SEEN.set(sys::debug_signal::requests());
+                watch_this_hub();
                 crate::debug::from_env();
                 if let Some(seed) = crate::debug::seed_from_env() {
                     self.set_seed(Some(seed));
@@ -182,6 +193,7 @@ impl Hub {
             .slot
             .set(u32::try_from(slot).expect("fewer than 4 billion live fibers"));
         self.live.set(self.live.get() + 1);
+        LIVE.with(|l| l.store(self.live.get(), Relaxed));
     }
 
     /// Marks a fiber that died without running dead and drops it from the registry.
@@ -196,6 +208,7 @@ impl Hub {
             let slot = slot as usize;
             self.died.set(self.died.get().saturating_add(1));
             self.live.set(self.live.get() - 1);
+            LIVE.with(|l| l.store(self.live.get(), Relaxed));
             let gone = {
                 let mut reg = self.registry.borrow_mut();
                 reg.free.push(slot);
@@ -330,7 +343,7 @@ impl Hub {
             tasks_alive: live,
             tasks_ready: ready,
             tasks_parked: live.saturating_sub(ready + running),
-            switches: SWITCHES.get() >> 1,
+            switches: SWITCHES.with(|s| s.load(Relaxed)) >> 1,
             polls: self.polls.get(),
             timers_armed: self.timers.borrow().len(),
             fds_registered: self.reactor.registered(),
@@ -343,7 +356,7 @@ impl Hub {
     pub(crate) fn set_trace(&self, hook: Option<TraceHook>) {
         let on = hook.is_some();
         *self.trace.borrow_mut() = hook;
-        SWITCHES.set((SWITCHES.get() & !1) | u64::from(on));
+        SWITCHES.with(|s| s.store((s.load(Relaxed) & !1) | u64::from(on), Relaxed));
     }
 
     /// Trace: `to` is about to run; whoever ran last stopped for the recorded reason.
@@ -396,6 +409,9 @@ impl Hub {
             if sys::debug_signal::requests() != DUMPS_SEEN.get() {
                 self.dump_on_request();
             }
+            if sys::watchdog::generation() != WATCHDOG_SEEN.get() {
+                watch_this_hub();
+            }
             let ready = self.run_queue.borrow().len();
             if let Some(f) = self.pop_ready() {
                 self.batch.set(ready - 1);
@@ -429,7 +445,14 @@ impl Hub {
         }
         if timeout != Some(0) || self.reactor.has_waiters() {
             self.polls.set(self.polls.get() + 1);
+            let idle = timeout != Some(0);
+            if idle {
+                IDLE.with(|i| i.store(true, Relaxed));
+            }
             self.reactor.poll(timeout);
+            if idle {
+                IDLE.with(|i| i.store(false, Relaxed));
+            }
         }
         if !self.timers.borrow().is_empty() {
             self.fire_timers(Instant::now());
@@ -584,6 +607,7 @@ impl Hub {
     /// as it is: never resumed, its stack not reused.
     fn teardown(&self) {
         self.tearing_down.set(true);
+        sys::watchdog::unwatch();
         for _ in 0..TEARDOWN_ROUNDS {
             let live: Vec<Rc<Fiber>> = self
                 .registry
@@ -760,6 +784,20 @@ pub(crate) fn park(what: &'static str) -> WakeReason {
             reason => reason,
         }
     })
+}
+
+/// The watchdog was switched on or off since this hub last looked: join or leave its watch.
+#[cold]
+fn watch_this_hub() {
+    WATCHDOG_SEEN.set(sys::watchdog::generation());
+    if sys::watchdog::enabled() {
+        let beat = sys::watchdog::Beat {
+            switches: SWITCHES.with(|s| s as *const AtomicU64),
+            idle: IDLE.with(|s| s as *const AtomicBool),
+            live: LIVE.with(|s| s as *const AtomicUsize),
+        };
+        sys::watchdog::watch(beat);
+    }
 }
 
 /// The hub's coarse clock (ms, wrapping), as of the current batch.
@@ -959,14 +997,17 @@ pub(crate) type TraceHook = Box<dyn FnMut(&crate::debug::SwitchEvent)>;
 /// Whether a switch trace hook is set on this thread.
 #[inline(always)]
 fn tracing() -> bool {
-    SWITCHES.get() & 1 != 0
+    SWITCHES.with(|s| s.load(Relaxed)) & 1 != 0
 }
 
 /// Counts a switch; returns whether a trace hook is set.
 #[inline(always)]
 fn count_switch() -> bool {
-    let v = SWITCHES.get();
-    SWITCHES.set(v.wrapping_add(2));
+    let v = SWITCHES.with(|s| {
+        let v = s.load(Relaxed);
+        s.store(v.wrapping_add(2), Relaxed);
+        v
+    });
     v & 1 != 0
 }
 

@@ -17,6 +17,7 @@
 pub(crate) mod debug_signal;
 mod epoll;
 pub(crate) mod socket;
+pub(crate) mod watchdog;
 
 pub(crate) use crate::coro::syscall::syscall;
 pub(crate) use epoll::{Event, EventFd, Poller};
