@@ -1,8 +1,13 @@
-//! Seeing inside the hub: counters, a switch trace hook, and seeded scheduling for tests.
+//! Seeing inside the hub: task dumps (also on `SIGUSR2`), the blocking watchdog, counters, a
+//! switch trace hook, and seeded scheduling for tests. The "would block forever" panic and the
+//! dump share one view of the tasks: what each waits on, for how long, who holds it, where it
+//! was spawned, and whether it can never wake. `docs/debugging.md` shows every output.
 //!
-//! Everything here is per thread (per hub) and costs nothing measurable when unused: the
-//! counters are plain increments, the trace hook is one predictable branch per switch while
-//! unset, and seeded scheduling is one branch per pop of the run queue while off.
+//! Everything here costs nothing measurable when unused: the counters are plain increments,
+//! the trace hook is one predictable branch per switch while unset, seeded scheduling is one
+//! branch per pop of the run queue while off, and dump requests and the watchdog are one
+//! relaxed load each per loop iteration. What dumps need is kept in space a task already had
+//! (a fiber is still 200 bytes): where it was spawned, when it parked, and what it parked on.
 //!
 //! ```
 //! let before = grove::debug::metrics();

@@ -51,6 +51,9 @@ static THRESHOLD_MS: AtomicU64 = AtomicU64::new(100);
 static MONITOR: Mutex<bool> = Mutex::new(false);
 /// How long the stall being reported has lasted (for the handler).
 static STALL_MS: AtomicU64 = AtomicU64::new(0);
+/// Where the object holding grove's code is loaded (so a report can give `exe+0x…`, what
+/// `addr2line -e <binary>` takes), 0 if unknown.
+static CODE_BASE: AtomicUsize = AtomicUsize::new(0);
 
 /// Bumped whenever the watchdog is turned on or off (hubs compare it once per loop iteration).
 #[inline(always)]
@@ -191,6 +194,14 @@ fn install_handler() -> io::Result<()> {
     if *done {
         return Ok(());
     }
+    // SAFETY: dladdr reads the loader's tables for an address of our own code and fills the
+    // zeroed `Dl_info` we pass; it is called here, outside any signal handler.
+    unsafe {
+        let mut info: libc::Dl_info = std::mem::zeroed();
+        if libc::dladdr(on_sigurg as *const libc::c_void, &mut info) != 0 {
+            CODE_BASE.store(info.dli_fbase as usize, Relaxed);
+        }
+    }
     // SAFETY: a `sigaction` whose handler only does async-signal-safe work (see `on_sigurg`).
     unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();
@@ -269,6 +280,12 @@ extern "C" fn on_sigurg(_: libc::c_int, _: *mut libc::siginfo_t, ctx: *mut libc:
     if let Some(pc) = interrupted_pc(ctx) {
         b.push(b"; interrupted at pc 0x");
         b.num(pc as u64, 16);
+        let base = CODE_BASE.load(Relaxed);
+        if base != 0 && pc >= base {
+            b.push(b" (binary+0x");
+            b.num((pc - base) as u64, 16);
+            b.push(b" for addr2line)");
+        }
     }
     b.push(b"\n");
     // SAFETY: write(2) is async-signal-safe; the buffer is live and `len` bytes long.
