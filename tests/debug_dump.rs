@@ -252,3 +252,74 @@ fn sigusr2_prints_a_dump_to_stderr_when_asked_for() {
         assert!(line.contains("on sleep (wakes in"), "{how}: {line}");
     }
 }
+
+#[test]
+fn a_streamed_dump_lets_other_tasks_run_between_chunks_and_lists_every_task() {
+    let parked: Vec<_> = (0..1200)
+        .map(|_| grove::spawn(|| grove::sleep(Duration::from_secs(30))))
+        .collect();
+    let ticks = Rc::new(std::cell::Cell::new(0u32));
+    let t = ticks.clone();
+    let stop = Rc::new(std::cell::Cell::new(false));
+    let s = stop.clone();
+    let ticker = grove::spawn(move || {
+        while !s.get() {
+            t.set(t.get() + 1);
+            grove::yield_now();
+        }
+    });
+    grove::yield_now();
+    let before = ticks.get();
+    let mut out = Vec::new();
+    let n = debug::dump_to(&mut out).unwrap();
+    let during = ticks.get() - before;
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(n, 1201, "1200 sleepers and the ticker");
+    assert_eq!(
+        text.lines().filter(|l| l.contains("on sleep")).count(),
+        1200
+    );
+    assert!(
+        during >= 2,
+        "the ticker ran between chunks ({during} ticks)"
+    );
+    stop.set(true);
+    ticker.join().unwrap();
+    for p in &parked {
+        p.kill();
+    }
+}
+
+#[test]
+fn a_failing_writer_ends_the_dump_with_its_error() {
+    struct Broken;
+    impl std::io::Write for Broken {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::other("disk full"))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let err = debug::dump_to(&mut Broken).unwrap_err();
+    assert_eq!(err.to_string(), "disk full");
+    assert!(debug::dump().to_string().contains("main: running"));
+}
+
+#[test]
+fn a_task_waiting_on_a_mutex_main_holds_while_main_joins_it_is_named() {
+    let m = Rc::new(Mutex::new(()));
+    let guard = m.lock();
+    let m1 = m.clone();
+    let t = grove::Builder::new()
+        .name("blocked")
+        .spawn(move || drop(m1.lock()))
+        .unwrap();
+    let err = catch_unwind(AssertUnwindSafe(|| t.join())).unwrap_err();
+    let text = util::panic_text(err.as_ref());
+    assert!(
+        text.contains("'blocked' waits on Mutex::lock held by main"),
+        "{text}"
+    );
+    drop(guard);
+}
