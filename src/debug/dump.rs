@@ -70,7 +70,7 @@ pub fn dump() -> Dump {
     Dump { text, tasks }
 }
 
-/// Writes the same dump as [`dump`] to `out`, [`CHUNK`] tasks at a time: the hub formats a
+/// Writes the same dump as [`dump`] to `out`, 500 tasks at a time: the hub formats a
 /// chunk, writes it, and — when called from a task or main and more chunks remain — yields,
 /// so other tasks run between chunks (each chunk is a consistent view; the whole is not).
 /// Returns how many tasks it wrote.
