@@ -223,6 +223,7 @@ impl<T> JoinHandle<T> {
                 q.wait(what, None);
             } else {
                 self.shared().waiter.set(Some(hub::current_waker()));
+                hub::note_join(self.task.id());
                 hub::park(what);
             }
         }

@@ -321,5 +321,13 @@ fn a_task_waiting_on_a_mutex_main_holds_while_main_joins_it_is_named() {
         text.contains("'blocked' waits on Mutex::lock held by main"),
         "{text}"
     );
+    assert!(
+        text.contains("main waits on JoinHandle::join of task #"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Wait-for cycle: main → task #") && text.contains("'blocked' → main"),
+        "{text}"
+    );
     drop(guard);
 }

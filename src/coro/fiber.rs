@@ -249,8 +249,9 @@ pub(crate) struct Fiber {
     /// prefetch hint, so it may be stale.
     ///
     /// While the fiber is parked it is exact (set just before the park, cleared when the park
-    /// returns): a wait queue's address (8-aligned), or an odd value `deadline_ms << 1 | 1` for
-    /// a sleep — what `grove::debug::dump` reads to say what a task waits on.
+    /// returns): a wait queue's address (8-aligned), or an odd note — `deadline_ms << 2 | 1` for
+    /// a sleep, `task_id << 2 | 3` for a join — what `grove::debug::dump` and the "would block
+    /// forever" report read to say what a task waits on (`hub::inspect`).
     pub(crate) park_obj: Cell<usize>,
     /// What the fiber waits on, for reports (`"Mutex::lock"`), `""` when nothing.
     pub(crate) waiting_on: WaitingOn,

@@ -35,6 +35,8 @@ pub(crate) enum Detail {
     None,
     /// A sleep (or `spawn_later`) due in this many ms (negative: overdue).
     WakesIn(i64),
+    /// `JoinHandle::join` (or `kill`) of this task.
+    Joins(u64),
     /// A wait queue: its address, its tag (holder id + 1, or fd + 1), and how many handles to
     /// its primitive no waiting call is using (`Some(0)`: it can never be woken).
     Queue {
@@ -45,10 +47,12 @@ pub(crate) enum Detail {
 }
 
 impl Detail {
-    /// The task that holds the primitive (for Mutex / Semaphore waits).
+    /// The task whose progress the waiter depends on: the holder of a Mutex or Semaphore, the
+    /// task being joined.
     pub(crate) fn holder(&self, waiting_on: &str) -> Option<u64> {
         match *self {
             Detail::Queue { tag, .. } if tag != 0 && holds(waiting_on) => Some(tag - 1),
+            Detail::Joins(id) => Some(id),
             _ => None,
         }
     }
@@ -70,10 +74,16 @@ fn holds(waiting_on: &str) -> bool {
     waiting_on.starts_with("Mutex") || waiting_on.starts_with("Semaphore")
 }
 
-/// Encodes a sleep's deadline for a fiber's `park_obj` (odd, so never taken for an address).
+/// Encodes a sleep's deadline for a fiber's `park_obj`: `at << 2 | 1` (odd, so never taken
+/// for an address).
 pub(crate) fn deadline_note(in_ms: u64) -> usize {
     let at = u64::from(sys::coarse_ms()).wrapping_add(in_ms) as u32;
-    (at as usize) << 1 | 1
+    (at as usize) << 2 | 1
+}
+
+/// Encodes "joins task `id`" for a fiber's `park_obj`: `id << 2 | 3`.
+pub(crate) fn join_note(id: u64) -> usize {
+    (id as usize) << 2 | 3
 }
 
 impl<'a> TaskInfo<'a> {
@@ -88,8 +98,9 @@ impl<'a> TaskInfo<'a> {
                 tag: meta.tag(),
                 free_refs: meta.free_refs(),
             },
+            (None, obj) if parked && obj & 3 == 3 => Detail::Joins((obj >> 2) as u64),
             (None, obj) if parked && obj & 1 == 1 => {
-                Detail::WakesIn(i64::from(((obj >> 1) as u32).wrapping_sub(now) as i32))
+                Detail::WakesIn(i64::from(((obj >> 2) as u32).wrapping_sub(now) as i32))
             }
             _ => Detail::None,
         };
@@ -172,9 +183,16 @@ impl<'a> TaskInfo<'a> {
                 push_id(out, "fd ", tag - 1);
                 out.push_str(&self.waiting_on[2..]);
             }
+            Detail::Joins(id) => {
+                out.push_str(self.waiting_on);
+                push_id(out, " of task #", id);
+            }
             _ => out.push_str(self.waiting_on),
         }
-        if let Some(h) = self.detail.holder(self.waiting_on) {
+        if let (Some(h), false) = (
+            self.detail.holder(self.waiting_on),
+            matches!(self.detail, Detail::Joins(_)),
+        ) {
             out.push_str(if self.waiting_on.starts_with("Mutex") {
                 " held by "
             } else {

@@ -811,6 +811,12 @@ pub(crate) fn note_sleep(d: std::time::Duration) {
     with_current(|f| f.park_obj.set(inspect::deadline_note(ms)));
 }
 
+/// Records, for task dumps and the wait-for graph, that the current fiber's next park waits
+/// for task `id` to finish.
+pub(crate) fn note_join(id: u64) {
+    with_current(|f| f.park_obj.set(inspect::join_note(id)));
+}
+
 /// The id of the task running now (0: the thread's main code).
 #[inline]
 pub(crate) fn current_id() -> u64 {
