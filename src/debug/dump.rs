@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use crate::hub::{self, inspect::TaskInfo};
 
 /// Tasks formatted per chunk: the hub pauses for one chunk at a time (see [`dump_to`]); at
-/// ~60 ns a task that is ~30 µs.
+/// ~50 ns a task that is ~25 µs.
 const CHUNK: usize = 500;
 
 /// A snapshot of every task of this thread's hub, as text (see [`dump`]).

@@ -223,19 +223,33 @@ fn push_id(out: &mut String, prefix: &str, id: u64) {
     push_u64(out, id);
 }
 
-/// Appends a decimal number without going through `fmt` (dumps write millions of them).
+/// Appends a decimal number without going through `fmt` (dumps write millions of them), two
+/// digits at a time.
 fn push_u64(out: &mut String, mut n: u64) {
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
     let mut buf = [0u8; 20];
     let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+    while n >= 100 {
+        let d = (n % 100) as usize * 2;
+        n /= 100;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[d..d + 2]);
     }
-    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or("?"));
+    if n >= 10 {
+        let d = n as usize * 2;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[d..d + 2]);
+    } else {
+        i -= 1;
+        buf[i] = b'0' + n as u8;
+    }
+    for &b in &buf[i..] {
+        out.push(char::from(b));
+    }
 }
 
 /// `850 ms`, `3.2 s`, `15 min`.
@@ -329,4 +343,16 @@ fn cycles(infos: &[TaskInfo<'_>]) -> Vec<Vec<u64>> {
         }
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn numbers_are_written_in_decimal() {
+        for n in [0, 7, 10, 99, 100, 101, 12_345, 1_000_000, u64::MAX] {
+            let mut s = String::new();
+            super::push_u64(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
+    }
 }
