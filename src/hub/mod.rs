@@ -756,11 +756,15 @@ pub(crate) fn current_waker() -> Waker {
 pub(crate) fn park(what: &'static str) -> WakeReason {
     generator::assert_not_inside("block");
     let is_root = with_current(|f| {
+        // What the caller noted for this park (a queue's address, a deadline) is kept only if
+        // the park happens: an interrupt delivered here unwinds, and a stale address must not
+        // outlive the wait it described (dumps dereference it while the fiber is parked).
+        let obj = f.park_obj.replace(0);
         // The root cannot park while the thread exits (it is running the teardown).
         if take_interrupt(f) || (f.is_root() && !alive()) {
-            f.park_obj.set(0);
             return None;
         }
+        f.park_obj.set(obj);
         f.waiting_on.set(what);
         f.state.set(State::Parked);
         if f.is_root() {
