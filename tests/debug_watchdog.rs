@@ -23,6 +23,20 @@ fn child(scenario: &str) {
                 .unwrap();
             spinner.join().unwrap();
         }
+        "repeated" => {
+            // Three 150 ms stalls in quick succession: one full report, the rest counted.
+            let spinner = grove::Builder::new()
+                .name("repeat")
+                .spawn(|| {
+                    for _ in 0..3 {
+                        spin(Duration::from_millis(150));
+                        grove::sleep(Duration::from_millis(20));
+                    }
+                })
+                .unwrap();
+            spinner.join().unwrap();
+            grove::sleep(Duration::from_millis(1000));
+        }
         _ => grove::sleep(Duration::from_millis(300)),
     }
     // Let the monitor see the hub come back.
@@ -74,4 +88,24 @@ fn an_idle_hub_is_not_reported() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(reports(&stderr).is_empty(), "{stderr}");
+}
+
+#[test]
+fn stalls_in_quick_succession_get_one_report_and_a_count() {
+    if let Some(s) = util::child_scenario() {
+        return child(&s);
+    }
+    let out = util::run_child(
+        "stalls_in_quick_succession_get_one_report_and_a_count",
+        "repeated",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(reports(&stderr).len(), 1, "{stderr}");
+    // Normally "2 more stalls"; a monitor thread delayed by a loaded machine may miss one.
+    assert!(
+        stderr.contains(" more stalls of thread") && !stderr.contains(": 0 more"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("came back after").count(), 1, "{stderr}");
 }

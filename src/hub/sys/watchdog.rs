@@ -150,8 +150,18 @@ fn check(w: &mut Watched, now: Instant, threshold: Duration) {
             (*w.beat.live).load(Relaxed),
         )
     };
+    if w.unreported > 0
+        && w.last_report
+            .is_some_and(|t| now - t >= Duration::from_secs(1))
+    {
+        eprintln!(
+            "grove watchdog: {} more stalls of thread '{}' since the last full report",
+            w.unreported, w.name
+        );
+        w.unreported = 0;
+    }
     if switches != w.last || idle || live == 0 {
-        if w.reported {
+        if w.reported && w.last_report.is_some_and(|t| t >= w.since) {
             eprintln!(
                 "grove watchdog: the hub of thread '{}' came back after {} ms",
                 w.name,
@@ -174,13 +184,6 @@ fn check(w: &mut Watched, now: Instant, threshold: Duration) {
     {
         w.unreported += 1;
         return;
-    }
-    if w.unreported > 0 {
-        eprintln!(
-            "grove watchdog: {} more stalls of thread '{}' since the last full report",
-            w.unreported, w.name
-        );
-        w.unreported = 0;
     }
     w.last_report = Some(now);
     STALL_MS.store(stalled.as_millis() as u64, Relaxed);
