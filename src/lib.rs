@@ -105,6 +105,7 @@ pub mod greenlet;
 mod hub;
 pub mod io;
 pub mod net;
+pub mod runtime;
 pub mod select;
 pub mod sync;
 mod task;
@@ -118,4 +119,5 @@ pub use coro::stack::{
 pub use task::{
     join_all, sleep, sleep_until, spawn, spawn_later, yield_now, Builder, JoinError, JoinHandle,
 };
+pub use runtime::{current_hub, spawn_on, RemoteJoinHandle, Runtime};
 pub use timeout::{with_timeout, Elapsed, Timeout};

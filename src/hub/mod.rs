@@ -15,6 +15,7 @@
 
 pub(crate) mod control;
 pub(crate) mod reactor;
+pub(crate) mod remote;
 #[allow(unsafe_code)]
 pub(crate) mod sys;
 pub(crate) mod timers;
@@ -512,6 +513,8 @@ impl Hub {
     /// as it is: never resumed, its stack not reused.
     fn teardown(&self) {
         self.tearing_down.set(true);
+        // Other threads' `spawn_on` requests are refused from now on (and queued ones dropped).
+        self.reactor.close_remote();
         for _ in 0..TEARDOWN_ROUNDS {
             let live: Vec<Rc<Fiber>> = self
                 .registry

@@ -15,6 +15,7 @@
 //! | `lock.Semaphore(1)` around data | [`Mutex`] (its guard may be held across a park) |
 //! | `pool.Pool`, `pool.Group` | [`Pool`], [`Group`] |
 //! | `local.local` | [`Local`], [`task_local!`](crate::task_local) |
+//! | `std::sync::mpsc` across hubs and threads | [`mpsc::channel`], [`mpsc::sync_channel`] |
 //!
 //! ## Semantics shared by all of them
 //! - **Handles.** `Event`, `AsyncResult`, `Queue`, `Channel`, the semaphores, `Pool` and `Group`
@@ -77,6 +78,7 @@ mod error;
 mod event;
 mod group;
 mod local;
+pub mod mpsc;
 mod mutex;
 mod pool;
 mod queue;

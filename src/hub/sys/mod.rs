@@ -14,6 +14,7 @@
 //! (`use crate::coro::syscall::syscall`).
 //! Every other module denies unsafe code, and a `syscall!` there does not compile.
 
+pub(crate) mod affinity;
 mod epoll;
 pub(crate) mod socket;
 
