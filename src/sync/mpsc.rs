@@ -466,7 +466,12 @@ impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
         let mut st = self.chan.lock();
         st.receiver_alive = false;
-        let queued = std::mem::take(&mut st.queue);
+        // A rendezvous sender still waits for its value: it takes it back from the queue.
+        let queued = if self.chan.bound == Some(0) {
+            VecDeque::new()
+        } else {
+            std::mem::take(&mut st.queue)
+        };
         let waiters = std::mem::take(&mut st.senders_waiting);
         drop(st);
         wake_all(waiters);
