@@ -116,8 +116,8 @@ pub use coro::generator;
 pub use coro::stack::{
     default_stack_size, set_default_stack_size, DEFAULT_STACK_SIZE, MIN_STACK_SIZE,
 };
+pub use runtime::{current_hub, spawn_on, RemoteJoinHandle, Runtime};
 pub use task::{
     join_all, sleep, sleep_until, spawn, spawn_later, yield_now, Builder, JoinError, JoinHandle,
 };
-pub use runtime::{current_hub, spawn_on, RemoteJoinHandle, Runtime};
 pub use timeout::{with_timeout, Elapsed, Timeout};

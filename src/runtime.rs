@@ -30,6 +30,14 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! The closure must be `Send` (it crosses to the hub); what it does there need not be:
+//!
+//! ```compile_fail
+//! let rt = grove::Runtime::builder().hubs(1).build().unwrap();
+//! let not_send = std::rc::Rc::new(1);
+//! rt.spawn_on(0, move || *not_send); // Rc is not Send: create it inside the closure instead
+//! ```
+//!
 //! ## Shutdown
 //! [`Runtime::shutdown`] (and dropping the runtime, with the builder's
 //! [`shutdown_timeout`](RuntimeBuilder::shutdown_timeout), 1 s by default), on every hub at
@@ -284,7 +292,12 @@ fn start_hub(
 type Ready = io::Result<(Remote, RemoteWaker)>;
 
 /// A hub thread: announces its inbox, runs tasks until shutdown, then winds down.
-fn hub_main(shared: Arc<Shared>, index: usize, pin: Option<usize>, ready: std::sync::mpsc::Sender<Ready>) {
+fn hub_main(
+    shared: Arc<Shared>,
+    index: usize,
+    pin: Option<usize>,
+    ready: std::sync::mpsc::Sender<Ready>,
+) {
     if let Some(cpu) = pin {
         if let Err(e) = affinity::pin_to_cpu(cpu) {
             log::warn!("grove: hub {index} cannot be pinned to cpu {cpu}: {e}");
@@ -435,7 +448,9 @@ impl Drop for Runtime {
 
 impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Runtime").field("hubs", &self.hubs()).finish()
+        f.debug_struct("Runtime")
+            .field("hubs", &self.hubs())
+            .finish()
     }
 }
 
@@ -505,7 +520,9 @@ impl Handle {
 
 impl fmt::Debug for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Handle").field("hubs", &self.hubs()).finish()
+        f.debug_struct("Handle")
+            .field("hubs", &self.hubs())
+            .finish()
     }
 }
 

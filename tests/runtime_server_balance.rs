@@ -45,10 +45,19 @@ fn ten_thousand_short_connections_spread_evenly_over_eight_hubs() {
     assert_eq!(per_hub.iter().sum::<u64>(), CONNS as u64, "{per_hub:?}");
     let mean = CONNS as f64 / HUBS as f64;
     let max = *per_hub.iter().max().unwrap() as f64;
-    eprintln!("accepted per hub: {per_hub:?}, busiest {:.3}x the mean", max / mean);
-    assert!(max <= 1.10 * mean, "busiest hub {max} > 1.10 x mean {mean}: {per_hub:?}");
+    eprintln!(
+        "accepted per hub: {per_hub:?}, busiest {:.3}x the mean",
+        max / mean
+    );
+    assert!(
+        max <= 1.10 * mean,
+        "busiest hub {max} > 1.10 x mean {mean}: {per_hub:?}"
+    );
     server.stop();
-    assert!(std::net::TcpStream::connect(addr).is_err(), "stopped: nothing listens");
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "stopped: nothing listens"
+    );
     rt.shutdown(Duration::from_secs(1));
 }
 
@@ -76,5 +85,8 @@ fn runtime_shutdown_stops_accepting_and_lets_a_running_handler_finish() {
     c.read_exact(&mut b).unwrap();
     assert_eq!(&b, b"x");
     closer.join().unwrap();
-    assert!(std::net::TcpStream::connect(addr).is_err(), "nothing listens after shutdown");
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "nothing listens after shutdown"
+    );
 }

@@ -71,7 +71,10 @@ fn an_idle_runtime_shuts_down_at_once_and_drop_shuts_down_too() {
     let t0 = Instant::now();
     let rt = Runtime::builder().hubs(3).build().unwrap();
     rt.shutdown(Duration::from_secs(10));
-    assert!(t0.elapsed() < Duration::from_secs(2), "idle shutdown waited");
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "idle shutdown waited"
+    );
     let dropped = Arc::new(AtomicBool::new(false));
     {
         let rt = Runtime::builder()
@@ -88,7 +91,10 @@ fn an_idle_runtime_shuts_down_at_once_and_drop_shuts_down_too() {
         }));
         rx.recv().unwrap();
     }
-    assert!(dropped.load(Ordering::SeqCst), "drop killed the parked task");
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "drop killed the parked task"
+    );
 }
 
 #[test]

@@ -113,11 +113,16 @@ fn spawn_on_from_inside_a_hub_and_its_errors() {
 #[test]
 fn a_panic_stays_in_its_task_and_every_hub_keeps_serving() {
     let rt = runtime(2);
-    let bad = rt.spawn_on(0, || -> u32 { panic!("boom on hub 0") }).unwrap();
+    let bad = rt
+        .spawn_on(0, || -> u32 { panic!("boom on hub 0") })
+        .unwrap();
     let err = bad.join().unwrap_err();
     assert_eq!(err.panic_message(), Some("boom on hub 0"));
     for hub in 0..2 {
-        assert_eq!(rt.spawn_on(hub, move || hub * 10).unwrap().join().unwrap(), hub * 10);
+        assert_eq!(
+            rt.spawn_on(hub, move || hub * 10).unwrap().join().unwrap(),
+            hub * 10
+        );
     }
 }
 

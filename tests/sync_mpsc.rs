@@ -5,9 +5,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use grove::sync::mpsc::{
-    self, RecvError, RecvTimeoutError, SendError, TryRecvError, TrySendError,
-};
+use grove::sync::mpsc::{self, RecvError, RecvTimeoutError, SendError, TryRecvError, TrySendError};
 use grove::Runtime;
 
 #[test]
@@ -40,7 +38,11 @@ fn a_parked_receive_lets_the_other_tasks_of_its_hub_run() {
         tx.send(5).unwrap();
     });
     ticker.join().unwrap();
-    assert_eq!(ran.get(), 3, "the hub ran other tasks while the receiver waited");
+    assert_eq!(
+        ran.get(),
+        3,
+        "the hub ran other tasks while the receiver waited"
+    );
     assert_eq!(receiver.join().unwrap(), Ok(5));
     sender.join().unwrap();
 }
@@ -74,7 +76,10 @@ fn a_parked_receiver_wakes_when_the_last_sender_goes() {
 fn receiver_gone_hands_the_value_back() {
     let (tx, rx) = mpsc::channel();
     drop(rx);
-    assert_eq!(tx.send(String::from("back")), Err(SendError(String::from("back"))));
+    assert_eq!(
+        tx.send(String::from("back")),
+        Err(SendError(String::from("back")))
+    );
     let (stx, srx) = mpsc::sync_channel(1);
     drop(srx);
     assert_eq!(stx.try_send(3), Err(TrySendError::Disconnected(3)));
@@ -135,7 +140,10 @@ fn a_rendezvous_send_returns_only_once_the_value_is_taken() {
 fn recv_timeout_gives_up_never_early_and_huge_timeouts_work() {
     let (tx, rx) = mpsc::channel::<u32>();
     let t0 = Instant::now();
-    assert_eq!(rx.recv_timeout(Duration::from_millis(20)), Err(RecvTimeoutError::Timeout));
+    assert_eq!(
+        rx.recv_timeout(Duration::from_millis(20)),
+        Err(RecvTimeoutError::Timeout)
+    );
     assert!(t0.elapsed() >= Duration::from_millis(20));
     let sender = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(10));

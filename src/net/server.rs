@@ -370,9 +370,10 @@ impl RuntimeServer {
         F: Fn(TcpStream, SocketAddr) + Send + Sync + 'static,
     {
         let handle = runtime.handle();
-        let asked = addr.to_socket_addrs()?.next().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "no address to bind to")
-        })?;
+        let asked = addr
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to bind to"))?;
         let first = crate::hub::sys::socket::reuseport_listener(&asked, super::BACKLOG)?;
         let addr = first.local_addr()?;
         let mut listeners = vec![first];
@@ -386,7 +387,9 @@ impl RuntimeServer {
             addr,
             id: NEXT_SERVER.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             handle: handle.clone(),
-            accepted: (0..handle.hubs()).map(|_| PaddedCounter::default()).collect(),
+            accepted: (0..handle.hubs())
+                .map(|_| PaddedCounter::default())
+                .collect(),
             stopped: std::sync::atomic::AtomicBool::new(false),
         });
         let server = RuntimeServer { shared };
@@ -419,7 +422,11 @@ impl RuntimeServer {
     /// Connections accepted so far, per hub (index = hub).
     pub fn accepted_per_hub(&self) -> Vec<u64> {
         let relaxed = std::sync::atomic::Ordering::Relaxed;
-        self.shared.accepted.iter().map(|c| c.0.load(relaxed)).collect()
+        self.shared
+            .accepted
+            .iter()
+            .map(|c| c.0.load(relaxed))
+            .collect()
     }
 
     /// Connections accepted so far, on all hubs.
