@@ -3,7 +3,8 @@
 //!
 //! Every primitive here parks the waiting **task**, not the thread: while one task waits in
 //! [`Queue::get`], the others run. They are for the tasks of one thread (handles are `!Send`);
-//! they use `Rc` and `Cell` inside and cost no atomic operation.
+//! they use `Rc` and `Cell` inside and cost no atomic operation. The exception is [`mpsc`],
+//! std's channel shapes for crossing threads and hubs.
 //!
 //! | gevent | grove |
 //! |---|---|
