@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod util;
+
 use grove::runtime::SpawnError;
 use grove::sync::mpsc;
 use grove::Runtime;
@@ -127,4 +129,67 @@ fn a_task_blocked_on_a_remote_join_is_released_by_shutdown() {
     grove::sleep(Duration::from_millis(20));
     rt.shutdown(Duration::from_millis(20));
     assert!(waiter.join().unwrap_err().is_killed());
+}
+
+#[test]
+fn tasks_queued_when_shutdown_starts_are_started_or_reported_killed_never_lost() {
+    let rt = Runtime::builder().hubs(2).build().unwrap();
+    let handles: Vec<_> = (0..200)
+        .map(|i| {
+            rt.spawn_on(i % 2, move || {
+                grove::sleep(Duration::from_millis(1));
+                i
+            })
+            .unwrap()
+        })
+        .collect();
+    rt.shutdown(Duration::ZERO);
+    for (i, h) in handles.into_iter().enumerate() {
+        match h.join() {
+            Ok(v) => assert_eq!(v, i),
+            Err(e) => assert!(e.is_killed(), "{e}"),
+        }
+    }
+}
+
+#[test]
+fn a_runtime_without_file_descriptors_is_an_error_not_a_panic() {
+    if util::child_scenario().as_deref() == Some("emfile") {
+        // Use up the descriptors, then ask for hubs (each needs an epoll fd and an eventfd).
+        util::set_soft_nofile(32);
+        let mut hold = Vec::new();
+        while let Ok(f) = std::fs::File::open("/dev/null") {
+            hold.push(f);
+        }
+        let err = Runtime::builder().hubs(2).build().unwrap_err();
+        println!("error: {err}");
+        return;
+    }
+    let out = util::run_child_ok(
+        "a_runtime_without_file_descriptors_is_an_error_not_a_panic",
+        "emfile",
+    );
+    assert!(out.contains("error:"), "{out}");
+}
+
+#[test]
+fn a_panicking_task_on_a_busy_hub_leaves_the_other_hub_serving() {
+    let rt = Runtime::builder().hubs(2).build().unwrap();
+    let (tx, rx) = mpsc::channel::<u32>();
+    let echo = rt.spawn_on(1, move || rx.iter().sum::<u32>()).unwrap();
+    let panics: Vec<_> = (0..20)
+        .map(|i| {
+            rt.spawn_on(0, move || -> u32 { panic!("task {i} fails") })
+                .unwrap()
+        })
+        .collect();
+    for p in panics {
+        assert!(p.join().unwrap_err().is_panic());
+    }
+    for i in 1..=10 {
+        tx.send(i).unwrap();
+    }
+    drop(tx);
+    assert_eq!(echo.join().unwrap(), 55);
+    assert_eq!(rt.spawn_on(0, || 1).unwrap().join().unwrap(), 1);
 }

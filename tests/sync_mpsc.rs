@@ -233,3 +233,19 @@ fn ping_pong_between_two_hubs() {
     assert_eq!(a.join().unwrap(), 2_000);
     b.join().unwrap();
 }
+
+#[test]
+fn a_receiver_parked_on_a_thread_that_exits_disconnects_its_senders() {
+    let (tx, rx) = mpsc::channel::<u32>();
+    let (ready_tx, ready_rx) = mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        // A task parks in recv; the thread's main code returns; thread exit kills the task.
+        drop(grove::spawn(move || rx.recv()));
+        grove::yield_now();
+        ready_tx.send(()).unwrap();
+    })
+    .join()
+    .unwrap();
+    ready_rx.recv().unwrap();
+    assert_eq!(tx.send(1), Err(SendError(1)));
+}
