@@ -128,7 +128,12 @@ fn a_task_blocked_on_a_remote_join_is_released_by_shutdown() {
         .unwrap();
     grove::sleep(Duration::from_millis(20));
     rt.shutdown(Duration::from_millis(20));
-    assert!(waiter.join().unwrap_err().is_killed());
+    // Either hub 0's deadline killed the waiter, or hub 1 killed `forever` first and the
+    // waiter saw that: never a hang.
+    match waiter.join() {
+        Err(e) => assert!(e.is_killed(), "{e}"),
+        Ok(inner) => assert!(inner.unwrap_err().is_killed()),
+    }
 }
 
 #[test]
