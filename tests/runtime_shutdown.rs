@@ -198,3 +198,27 @@ fn a_panicking_task_on_a_busy_hub_leaves_the_other_hub_serving() {
     assert_eq!(echo.join().unwrap(), 55);
     assert_eq!(rt.spawn_on(0, || 1).unwrap().join().unwrap(), 1);
 }
+
+#[test]
+fn a_runtime_dropped_on_one_of_its_own_hubs_shuts_down_without_deadlock() {
+    let rt = Runtime::builder()
+        .hubs(2)
+        .shutdown_timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let handle = rt.handle();
+    let h = handle
+        .spawn_on(0, move || {
+            // A hub cannot wait for itself: this starts the shutdown and returns.
+            drop(rt);
+            "dropped"
+        })
+        .unwrap();
+    assert_eq!(h.join().unwrap(), "dropped");
+    // The hubs wind down on their own; soon every spawn_on is refused.
+    let t0 = Instant::now();
+    while handle.spawn_on(1, || ()).is_ok() {
+        assert!(t0.elapsed() < Duration::from_secs(5), "hub 1 never shut down");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
