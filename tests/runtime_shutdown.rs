@@ -218,7 +218,10 @@ fn a_runtime_dropped_on_one_of_its_own_hubs_shuts_down_without_deadlock() {
     // The hubs wind down on their own; soon every spawn_on is refused.
     let t0 = Instant::now();
     while handle.spawn_on(1, || ()).is_ok() {
-        assert!(t0.elapsed() < Duration::from_secs(5), "hub 1 never shut down");
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "hub 1 never shut down"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }
