@@ -397,3 +397,46 @@ impl Reactor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    /// A burst of posts from another thread costs the hub at most one eventfd write: none while
+    /// the hub is busy (not sleeping), one when it sleeps.
+    #[test]
+    fn a_burst_of_posts_wakes_the_hub_once_and_a_busy_hub_not_at_all() {
+        let remote = super::super::with(|h| h.reactor.remote()).unwrap();
+        let shared = remote.shared.clone();
+        let burst = |remote: &super::Remote| {
+            std::thread::scope(|s| {
+                s.spawn(|| (0..1000).for_each(|i| remote.complete(1_000_000 + i)));
+            });
+        };
+        // Busy: the hub is not in epoll_wait.
+        burst(&remote);
+        assert!(shared.posted.load(Ordering::SeqCst));
+        assert_eq!(
+            shared.eventfd.take_count(),
+            0,
+            "no eventfd write while busy"
+        );
+        super::super::with(|h| h.reactor.poll(Some(0)));
+        assert!(
+            !shared.posted.load(Ordering::SeqCst),
+            "the poll read the inbox"
+        );
+        assert!(shared.inbox.lock().unwrap().done.is_empty());
+        // Sleeping: exactly one write for the whole burst.
+        shared.sleeping.store(true, Ordering::SeqCst);
+        burst(&remote);
+        shared.sleeping.store(false, Ordering::SeqCst);
+        assert_eq!(
+            shared.eventfd.take_count(),
+            1,
+            "one eventfd write per batch"
+        );
+        super::super::with(|h| h.reactor.poll(Some(0)));
+        assert!(!shared.posted.load(Ordering::SeqCst));
+    }
+}
