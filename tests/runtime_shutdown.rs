@@ -120,13 +120,15 @@ fn a_task_blocked_on_a_remote_join_is_released_by_shutdown() {
     // Hub 0 waits for a task of hub 1 that never ends; shutting down kills both.
     let rt = Runtime::builder().hubs(2).build().unwrap();
     let handle = rt.handle();
+    let (ready_tx, ready_rx) = mpsc::channel();
     let waiter = rt
         .spawn_on(0, move || {
             let forever = handle.spawn_on(1, || grove::sleep(Duration::MAX)).unwrap();
+            ready_tx.send(()).unwrap();
             forever.join().map(|_| ())
         })
         .unwrap();
-    grove::sleep(Duration::from_millis(20));
+    ready_rx.recv().unwrap();
     rt.shutdown(Duration::from_millis(20));
     // Either hub 0's deadline killed the waiter, or hub 1 killed `forever` first and the
     // waiter saw that: never a hang.

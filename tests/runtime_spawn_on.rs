@@ -131,6 +131,7 @@ fn kill_across_hubs_unwinds_the_task_and_join_reports_it() {
     let rt = runtime(2);
     let dropped = Arc::new(AtomicBool::new(false));
     let d = dropped.clone();
+    let (started_tx, started_rx) = grove::sync::mpsc::channel();
     let h = rt
         .spawn_on(1, move || {
             struct Flag(Arc<AtomicBool>);
@@ -140,11 +141,11 @@ fn kill_across_hubs_unwinds_the_task_and_join_reports_it() {
                 }
             }
             let _flag = Flag(d);
+            started_tx.send(()).unwrap();
             grove::sleep(Duration::MAX);
         })
         .unwrap();
-    // Let it start and park.
-    grove::sleep(Duration::from_millis(20));
+    started_rx.recv().unwrap();
     h.kill();
     assert!(h.is_finished());
     assert!(dropped.load(Ordering::SeqCst), "the killed task's Drop ran");
