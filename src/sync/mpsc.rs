@@ -235,6 +235,9 @@ impl<T> SyncSender<T> {
     /// # Errors
     /// [`SendError`] with the value if the receiver is gone (for a rendezvous channel, also if
     /// it goes away before taking the value).
+    ///
+    /// # Panics
+    /// Like every blocking call, inside a generator body (when it would have to wait).
     #[track_caller]
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
         let bound = self.chan.bound.unwrap_or(usize::MAX);
@@ -413,6 +416,9 @@ impl<T> Receiver<T> {
     /// # Errors
     /// [`RecvTimeoutError::Timeout`] if none came in time, [`RecvTimeoutError::Disconnected`]
     /// once every sender is gone and the channel is empty.
+    ///
+    /// # Panics
+    /// Like every blocking call, inside a generator body (when it would have to wait).
     #[track_caller]
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
         self.recv_until(deadline_after(timeout))
