@@ -104,7 +104,7 @@ impl<T> Drop for Completer<T> {
     }
 }
 
-/// The `Send` join handle of a task started with [`spawn_on`](Runtime::spawn_on): join it from
+/// The `Send` join handle of a task started with [`spawn_on`](crate::Runtime::spawn_on): join it from
 /// any hub (the joining task parks) or any plain thread. Dropping it detaches the task.
 pub struct RemoteJoinHandle<T> {
     pub(super) slot: Arc<Mutex<Slot<T>>>,

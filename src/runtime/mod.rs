@@ -44,8 +44,8 @@
 //! once: refuse further `spawn_on` (they fail with [`SpawnError::ShutDown`]; requests already
 //! queued still start), stop every server's acceptors and close their listeners, let running
 //! tasks finish until the timeout, then kill the rest (they unwind; their `Drop`s run, and
-//! their `RemoteJoinHandle`s report [`JoinError::Killed`]). A panic in a task is caught at the
-//! task's entry (see [`JoinError`]) and never takes down its hub or another one.
+//! their `RemoteJoinHandle`s report [`JoinError::Killed`](crate::JoinError::Killed)). A panic in a task is caught at the
+//! task's entry (see [`JoinError`](crate::JoinError)) and never takes down its hub or another one.
 
 use std::cell::RefCell;
 use std::fmt;
