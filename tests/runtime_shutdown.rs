@@ -227,3 +227,30 @@ fn a_runtime_dropped_on_one_of_its_own_hubs_shuts_down_without_deadlock() {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+#[test]
+fn shutdown_does_not_hang_on_a_killed_task_whose_drop_joins_another_hub() {
+    struct JoinOnDrop(Option<grove::RemoteJoinHandle<()>>);
+    impl Drop for JoinOnDrop {
+        fn drop(&mut self) {
+            if let Some(h) = self.0.take() {
+                let _ = h.join(); // parks while the task unwinds
+            }
+        }
+    }
+    let rt = Runtime::builder().hubs(2).build().unwrap();
+    let handle = rt.handle();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    drop(rt.spawn_on(0, move || {
+        let other = handle
+            .spawn_on(1, || grove::sleep(Duration::from_millis(50)))
+            .unwrap();
+        let _guard = JoinOnDrop(Some(other));
+        ready_tx.send(()).unwrap();
+        grove::sleep(Duration::MAX);
+    }));
+    ready_rx.recv().unwrap();
+    let t0 = Instant::now();
+    rt.shutdown(Duration::ZERO);
+    assert!(t0.elapsed() < Duration::from_secs(5), "shutdown hung");
+}
