@@ -85,7 +85,9 @@ fn main() {
 /// The child side: pin to CPU 0, then serve until killed. On a setup error the first stdout
 /// line says why instead of `listening PORT`.
 fn server_main(kind: &str) -> i32 {
-    pin_to_cpu(SERVER_CPU);
+    if !mt_servers::spread(kind) {
+        pin_to_cpu(SERVER_CPU);
+    }
     raise_open_file_limit();
     match servers::run(kind) {
         Ok(()) => 0,

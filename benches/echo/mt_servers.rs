@@ -11,6 +11,11 @@ use crate::servers::{
     accept_each, accept_error_is_fatal, announce, echo, raise_backlog, SERVER_BUF,
 };
 
+/// Whether `kind` runs unpinned, spread over the CPUs (`ECHO_MT_SPREAD=1`).
+pub fn spread(kind: &str) -> bool {
+    kind.ends_with("-mt") && std::env::var("ECHO_MT_SPREAD").is_ok_and(|v| v == "1")
+}
+
 fn hubs() -> usize {
     std::env::var("ECHO_HUBS")
         .ok()
@@ -31,7 +36,10 @@ pub fn run(kind: &str) -> io::Result<()> {
 /// grove: N hubs, each accepting on its own SO_REUSEPORT listener; a task per connection on
 /// the hub that accepted it.
 fn grove_mt() -> io::Result<()> {
-    let rt = grove::Runtime::builder().hubs(hubs()).build()?;
+    let rt = grove::Runtime::builder()
+        .hubs(hubs())
+        .pin_cores(spread("grove-mt"))
+        .build()?;
     let server = grove::net::RuntimeServer::bind(&rt, "127.0.0.1:0", |stream, _peer| {
         let _ = stream.set_nodelay(true);
         echo(stream)
