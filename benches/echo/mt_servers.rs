@@ -38,7 +38,7 @@ pub fn run(kind: &str) -> io::Result<()> {
 fn grove_mt() -> io::Result<()> {
     let rt = grove::Runtime::builder()
         .hubs(hubs())
-        .pin_cores(spread("grove-mt"))
+        .pin_cores(std::env::var("ECHO_PIN_HUBS").is_ok_and(|v| v == "1"))
         .build()?;
     let server = grove::net::RuntimeServer::bind(&rt, "127.0.0.1:0", |stream, _peer| {
         let _ = stream.set_nodelay(true);
