@@ -46,7 +46,7 @@ where
     };
     match spawned {
         Ok(handle) => {
-            REMOTE_TASKS.with(|t| t.borrow_mut().insert(id, handle.task().clone()));
+            let _ = REMOTE_TASKS.try_with(|t| t.borrow_mut().insert(id, handle.task().clone()));
         }
         // The closure was dropped: its completer reports `Killed`.
         Err(e) => log::error!("grove: a spawn_on task could not start: {e}"),
@@ -152,7 +152,10 @@ impl<T> RemoteJoinHandle<T> {
         }
         let id = self.id;
         let kill = Box::new(move || {
-            let task = REMOTE_TASKS.with(|t| t.borrow().get(&id).cloned());
+            let task = REMOTE_TASKS
+                .try_with(|t| t.borrow().get(&id).cloned())
+                .ok()
+                .flatten();
             if let Some(task) = task {
                 task.kill();
             }

@@ -407,7 +407,9 @@ impl Runtime {
     /// Shuts every hub down at once: no more `spawn_on`, servers stop accepting, tasks get
     /// `timeout` to finish (`Duration::MAX`: forever), then the rest are killed. Returns when
     /// every hub thread has exited — unless it is called on one of the runtime's own hubs, in
-    /// which case it only starts the shutdown (a hub cannot wait for itself).
+    /// which case it only starts the shutdown (a hub cannot wait for itself). A task that
+    /// blocks its hub's *thread* (a `std::thread::sleep`, a std socket) holds that hub's
+    /// shutdown until the call returns, as it holds everything else on that hub.
     pub fn shutdown(self, timeout: Duration) {
         self.stop(timeout);
     }
@@ -461,11 +463,14 @@ pub struct Handle {
 impl Handle {
     /// The runtime whose hub this thread is, if any.
     pub fn current() -> Option<Handle> {
-        CURRENT.with(|c| {
-            c.borrow().as_ref().map(|(shared, _)| Handle {
-                shared: shared.clone(),
+        CURRENT
+            .try_with(|c| {
+                c.borrow().as_ref().map(|(shared, _)| Handle {
+                    shared: shared.clone(),
+                })
             })
-        })
+            .ok()
+            .flatten()
     }
 
     /// How many hubs the runtime has.
@@ -543,5 +548,8 @@ where
 /// The index of the runtime hub this thread is, or `None` on a thread that is not a
 /// runtime's hub (a plain thread with its implicit hub).
 pub fn current_hub() -> Option<usize> {
-    CURRENT.with(|c| c.borrow().as_ref().map(|(_, i)| *i))
+    CURRENT
+        .try_with(|c| c.borrow().as_ref().map(|(_, i)| *i))
+        .ok()
+        .flatten()
 }
