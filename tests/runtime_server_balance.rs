@@ -90,3 +90,37 @@ fn runtime_shutdown_stops_accepting_and_lets_a_running_handler_finish() {
         "nothing listens after shutdown"
     );
 }
+
+#[test]
+fn a_per_hub_connection_limit_holds_the_next_client_in_the_backlog() {
+    let rt = Runtime::builder().hubs(1).build().unwrap();
+    let (started_tx, started_rx) = grove::sync::mpsc::channel::<()>();
+    let server = RuntimeServer::builder()
+        .max_connections(1)
+        .stop_timeout(Duration::from_millis(100))
+        .bind(&rt, "127.0.0.1:0", move |mut conn: TcpStream, _| {
+            started_tx.send(()).unwrap();
+            let mut b = [0u8; 1];
+            let _ = conn.read_exact(&mut b);
+            let _ = conn.write_all(&b);
+        })
+        .unwrap();
+    let addr = server.local_addr();
+    let mut first = std::net::TcpStream::connect(addr).unwrap();
+    started_rx.recv().unwrap();
+    let mut second = std::net::TcpStream::connect(addr).unwrap(); // waits in the backlog
+    second.write_all(b"2").unwrap();
+    assert_eq!(
+        started_rx.recv_timeout(Duration::from_millis(100)),
+        Err(grove::sync::mpsc::RecvTimeoutError::Timeout),
+        "a second handler started past the limit"
+    );
+    assert_eq!(server.accepted(), 1);
+    first.write_all(b"1").unwrap();
+    let mut b = [0u8; 1];
+    first.read_exact(&mut b).unwrap();
+    started_rx.recv().unwrap(); // the first finished: the second is accepted
+    second.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"2");
+    server.stop();
+}

@@ -102,6 +102,7 @@ send_and_sync!(
     grove::runtime::SpawnError,
     grove::RemoteJoinHandle<u32>,
     grove::net::RuntimeServer,
+    grove::net::RuntimeServerBuilder,
     grove::sync::mpsc::Sender<u32>,
     grove::sync::mpsc::SyncSender<u32>,
 );

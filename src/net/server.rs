@@ -341,6 +341,56 @@ struct RuntimeServerShared {
     /// read-modify-write); anyone may read.
     accepted: Vec<PaddedCounter>,
     stopped: std::sync::atomic::AtomicBool,
+    options: RuntimeServerBuilder,
+}
+
+/// Options for a [`RuntimeServer`], applied to every hub's [`StreamServer`] (see
+/// [`RuntimeServer::builder`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RuntimeServerBuilder {
+    max_connections: Option<usize>,
+    stop_timeout: Duration,
+}
+
+impl RuntimeServerBuilder {
+    /// Limits the connections handled at once **per hub** (gevent's `spawn=Pool(n)`; see
+    /// [`StreamServer::max_connections`]).
+    ///
+    /// # Panics
+    /// If `n` is 0.
+    pub fn max_connections(mut self, n: usize) -> RuntimeServerBuilder {
+        assert!(
+            n > 0,
+            "RuntimeServer::max_connections: the limit must be at least 1"
+        );
+        self.max_connections = Some(n);
+        self
+    }
+
+    /// How long [`RuntimeServer::stop`] lets running handlers finish before killing them
+    /// (default 1 s; see [`StreamServer::stop_timeout`]). The runtime's shutdown uses its own
+    /// timeout instead.
+    pub fn stop_timeout(mut self, d: Duration) -> RuntimeServerBuilder {
+        self.stop_timeout = d;
+        self
+    }
+
+    /// Binds and starts the servers: see [`RuntimeServer::bind`].
+    ///
+    /// # Errors
+    /// As [`RuntimeServer::bind`].
+    pub fn bind<A, F>(
+        self,
+        runtime: &crate::Runtime,
+        addr: A,
+        handler: F,
+    ) -> io::Result<RuntimeServer>
+    where
+        A: std::net::ToSocketAddrs,
+        F: Fn(TcpStream, SocketAddr) + Send + Sync + 'static,
+    {
+        RuntimeServer::start(self, runtime, addr, handler)
+    }
 }
 
 /// A counter on a cache line of its own, so hubs do not share lines.
@@ -369,6 +419,28 @@ impl RuntimeServer {
         A: std::net::ToSocketAddrs,
         F: Fn(TcpStream, SocketAddr) + Send + Sync + 'static,
     {
+        RuntimeServer::builder().bind(runtime, addr, handler)
+    }
+
+    /// Options (a per-hub connection limit, the stop timeout), then
+    /// [`bind`](RuntimeServerBuilder::bind).
+    pub fn builder() -> RuntimeServerBuilder {
+        RuntimeServerBuilder {
+            max_connections: None,
+            stop_timeout: DEFAULT_STOP_TIMEOUT,
+        }
+    }
+
+    fn start<A, F>(
+        options: RuntimeServerBuilder,
+        runtime: &crate::Runtime,
+        addr: A,
+        handler: F,
+    ) -> io::Result<RuntimeServer>
+    where
+        A: std::net::ToSocketAddrs,
+        F: Fn(TcpStream, SocketAddr) + Send + Sync + 'static,
+    {
         let handle = runtime.handle();
         let asked = addr
             .to_socket_addrs()?
@@ -391,6 +463,7 @@ impl RuntimeServer {
                 .map(|_| PaddedCounter::default())
                 .collect(),
             stopped: std::sync::atomic::AtomicBool::new(false),
+            options,
         });
         let server = RuntimeServer { shared };
         let handler = std::sync::Arc::new(handler);
@@ -435,7 +508,7 @@ impl RuntimeServer {
     }
 
     /// Stops every hub's server at once ([`StreamServer::stop`]: stop accepting, close the
-    /// listener, give handlers the stop timeout (1 s), kill the rest) and waits until all are
+    /// listener, give handlers the stop timeout (1 s unless set), kill the rest) and waits until all are
     /// stopped. Calling it again does nothing. Called from a handler, it does not wait for
     /// that handler's own hub.
     pub fn stop(&self) {
@@ -475,12 +548,16 @@ where
 {
     let listener = TcpListener::from_std(listener)?;
     let counted = shared.clone();
-    let server = StreamServer::new(listener, move |stream, peer| {
+    let mut server = StreamServer::new(listener, move |stream, peer| {
         let relaxed = std::sync::atomic::Ordering::Relaxed;
         let c = &counted.accepted[hub].0;
         c.store(c.load(relaxed) + 1, relaxed);
         handler(stream, peer);
-    });
+    })
+    .stop_timeout(shared.options.stop_timeout);
+    if let Some(n) = shared.options.max_connections {
+        server = server.max_connections(n);
+    }
     server.start();
     let id = shared.id;
     HUB_SERVERS.with(|s| s.borrow_mut().insert(id, server));
