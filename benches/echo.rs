@@ -26,6 +26,8 @@ mod servers;
 
 #[path = "echo/grove_server.rs"]
 mod grove_server;
+#[path = "echo/mt_servers.rs"]
+mod mt_servers;
 
 use client::Client;
 use measure::{drive_for, CpuTicks, Method, SyscallCounter, UserSampler};
@@ -45,6 +47,14 @@ const KINDS: [&str; 4] = ["grove", "tokio", "may", "threads"];
 /// Servers that can be asked for by name but do not run by default: `grove-watchdog` is the
 /// grove server with `grove::debug::watchdog` on (its overhead).
 const EXTRA_KINDS: [&str; 1] = ["grove-watchdog"];
+
+/// Servers with several hubs / workers (`ECHO_HUBS`, default 2), measured on request
+/// (`--servers grove-mt,tokio-mt,may-mt`), not by default.
+const MT_KINDS: [&str; 3] = ["grove-mt", "tokio-mt", "may-mt"];
+
+fn known_kind(kind: &str) -> bool {
+    KINDS.contains(&kind) || MT_KINDS.contains(&kind) || EXTRA_KINDS.contains(&kind)
+}
 
 /// Round trips each held connection runs once all of them are open.
 const HOLD_ROUNDS: u64 = 3;
@@ -78,7 +88,9 @@ fn main() {
 /// The child side: pin to CPU 0, then serve until killed. On a setup error the first stdout
 /// line says why instead of `listening PORT`.
 fn server_main(kind: &str) -> i32 {
-    pin_to_cpu(SERVER_CPU);
+    if !mt_servers::spread(kind) {
+        pin_to_cpu(SERVER_CPU);
+    }
     raise_open_file_limit();
     match servers::run(kind) {
         Ok(()) => 0,
@@ -150,7 +162,7 @@ impl Options {
                 "--hold" => options.hold = value.parse().map_err(|_| bad())?,
                 _ => {
                     options.hold_server = value.clone();
-                    if !KINDS.contains(&value.as_str()) {
+                    if !known_kind(value) {
                         return Err(bad());
                     }
                 }
@@ -171,10 +183,7 @@ fn parse_secs(value: &str) -> Option<f64> {
 
 fn parse_kinds(value: &str) -> Option<Vec<String>> {
     let kinds: Vec<String> = value.split(',').map(|k| k.trim().to_string()).collect();
-    kinds
-        .iter()
-        .all(|k| KINDS.contains(&k.as_str()) || EXTRA_KINDS.contains(&k.as_str()))
-        .then_some(kinds)
+    kinds.iter().all(|k| known_kind(k)).then_some(kinds)
 }
 
 /// A server child process; killed when dropped.

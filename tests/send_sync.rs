@@ -97,6 +97,25 @@ send_and_sync!(
     grove::debug::SwitchEvent,
 );
 
+// Many hubs: the runtime, its handles and cross-hub channels cross threads (for `T: Send`).
+send_and_sync!(
+    grove::Runtime,
+    grove::runtime::Handle,
+    grove::runtime::RuntimeBuilder,
+    grove::runtime::SpawnError,
+    grove::RemoteJoinHandle<u32>,
+    grove::net::RuntimeServer,
+    grove::net::RuntimeServerBuilder,
+    grove::sync::mpsc::Sender<u32>,
+    grove::sync::mpsc::SyncSender<u32>,
+);
+// As std's: the receiver may move to another thread but not be shared.
+has!(grove::sync::mpsc::Receiver<u32>: Send);
+lacks!(grove::sync::mpsc::Receiver<u32>, Sync);
+// A value that may not leave its thread cannot cross a channel or a remote join.
+lacks!(grove::sync::mpsc::Sender<std::rc::Rc<u32>>, Send);
+lacks!(grove::RemoteJoinHandle<std::rc::Rc<u32>>, Send);
+
 // A generator runs on its resumer's thread; through `&` it only says whether it is done.
 lacks!(Generator<(), u32, ()>, Send);
 

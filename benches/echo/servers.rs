@@ -28,6 +28,7 @@ pub fn run(kind: &str) -> io::Result<()> {
         "tokio" => tokio_server(),
         "may" => may_server(),
         "threads" => threads_server(),
+        "grove-mt" | "tokio-mt" | "may-mt" => crate::mt_servers::run(kind),
         _ => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("unknown server kind {kind:?}"),

@@ -17,6 +17,7 @@ pub(crate) mod control;
 pub(crate) mod foreign;
 pub(crate) mod inspect;
 pub(crate) mod reactor;
+pub(crate) mod remote;
 #[allow(unsafe_code)]
 pub(crate) mod sys;
 pub(crate) mod timers;
@@ -609,6 +610,8 @@ impl Hub {
     fn teardown(&self) {
         self.tearing_down.set(true);
         sys::watchdog::unwatch();
+        // Other threads' `spawn_on` requests are refused from now on (and queued ones dropped).
+        self.reactor.close_remote();
         for _ in 0..TEARDOWN_ROUNDS {
             let live: Vec<Rc<Fiber>> = self
                 .registry

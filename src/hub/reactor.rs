@@ -9,8 +9,12 @@
 //! Tokens carry the slot index and a generation, so an event for a closed-and-reused fd is
 //! ignored. Closing a source wakes its waiters, which then see an error.
 //!
-//! Work finished on other threads (the thread pool) is reported through [`Remote`]: the worker
-//! records the job id and pokes an eventfd; the hub wakes the task waiting for that id.
+//! Work finished on other threads (the thread pool, `sync::mpsc`, `spawn_on`'s join handles) is
+//! reported through [`Remote`], the hub's cross-thread inbox: another thread records a job id
+//! (or a closure to run on the hub) and pokes the hub. The hub wakes the task waiting for that
+//! id (or runs the closure) at its next poll. The poke writes the hub's eventfd only when the
+//! hub sleeps in `epoll_wait` and only once per batch: while the hub is busy, posting costs a
+//! lock and an atomic flag, and the hub finds the flag set between two batches.
 
 #![deny(unsafe_code)]
 
@@ -19,7 +23,8 @@ use std::collections::BTreeMap;
 use std::io;
 use std::os::fd::RawFd;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use super::sys::{Event, EventFd, Poller};
@@ -63,13 +68,36 @@ struct Sys {
     remote: Arc<RemoteShared>,
 }
 
-/// The half of the reactor other threads may touch.
+/// The half of the reactor other threads may touch. A poster touches the flags and the inbox
+/// together, so they share one cache line (one miss per post, not three).
+#[repr(C, align(64))]
 struct RemoteShared {
+    /// Something was posted since the hub last emptied the inbox.
+    posted: AtomicBool,
+    /// The hub is in (or about to enter) a blocking `epoll_wait`: a poster must write the
+    /// eventfd. (With `posted`, a Dekker pair: the hub sets `sleeping` and then reads `posted`,
+    /// a poster sets `posted` and then reads `sleeping`; one of them sees the other.)
+    sleeping: AtomicBool,
+    inbox: Mutex<Inbox>,
     eventfd: EventFd,
-    done: Mutex<Vec<u64>>,
 }
 
-/// A `Send` handle through which another thread reports that job `id` finished.
+/// A closure another thread asked the hub to run (`Runtime::spawn_on`).
+pub(crate) type RemoteRun = Box<dyn FnOnce() + Send>;
+
+/// What other threads posted for the hub.
+#[derive(Default)]
+struct Inbox {
+    /// Finished jobs (ids from [`Reactor::begin_job`]).
+    done: Vec<u64>,
+    /// Closures to run on the hub.
+    run: Vec<RemoteRun>,
+    /// The hub no longer takes closures (it is shutting down or gone).
+    closed: bool,
+}
+
+/// A `Send` handle through which another thread reports that job `id` finished, or asks the
+/// hub to run a closure.
 #[derive(Clone)]
 pub(crate) struct Remote {
     shared: Arc<RemoteShared>,
@@ -78,10 +106,42 @@ pub(crate) struct Remote {
 impl Remote {
     /// Marks job `id` finished and wakes the hub.
     pub(crate) fn complete(&self, id: u64) {
-        if let Ok(mut done) = self.shared.done.lock() {
-            done.push(id);
+        self.inbox().done.push(id);
+        self.poke();
+    }
+
+    /// Asks the hub to run `f` at its next poll. Hands `f` back if the hub no longer takes
+    /// closures ([`Remote::close`]).
+    pub(crate) fn run(&self, f: RemoteRun) -> Result<(), RemoteRun> {
+        let mut inbox = self.inbox();
+        if inbox.closed {
+            return Err(f);
         }
-        self.shared.eventfd.notify();
+        inbox.run.push(f);
+        drop(inbox);
+        self.poke();
+        Ok(())
+    }
+
+    /// Refuses closures from now on; returns the ones not run yet (the caller decides whether
+    /// to run or drop them).
+    pub(crate) fn close(&self) -> Vec<RemoteRun> {
+        let mut inbox = self.inbox();
+        inbox.closed = true;
+        std::mem::take(&mut inbox.run)
+    }
+
+    fn inbox(&self) -> MutexGuard<'_, Inbox> {
+        self.shared.inbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Tells the hub that the inbox has news: the first post of a batch raises the flag, and
+    /// writes the eventfd only if the hub sleeps.
+    fn poke(&self) {
+        let s = &self.shared;
+        if !s.posted.swap(true, Ordering::SeqCst) && s.sleeping.load(Ordering::SeqCst) {
+            s.eventfd.notify();
+        }
     }
 }
 
@@ -139,7 +199,9 @@ impl Reactor {
         poller.add(eventfd.raw(), REMOTE_TOKEN)?;
         let remote = Arc::new(RemoteShared {
             eventfd,
-            done: Mutex::new(Vec::new()),
+            inbox: Mutex::new(Inbox::default()),
+            posted: AtomicBool::new(false),
+            sleeping: AtomicBool::new(false),
         });
         let sys = Sys {
             poller: RefCell::new(poller),
@@ -217,6 +279,23 @@ impl Reactor {
         id
     }
 
+    /// Forgets job `id` (its waiter gave up); a later completion is ignored.
+    pub(crate) fn forget_job(&self, id: u64) {
+        self.remote_jobs.borrow_mut().remove(&id);
+    }
+
+    /// Refuses closures from other threads and drops the ones still queued (the hub's thread
+    /// is exiting).
+    pub(crate) fn close_remote(&self) {
+        if let Some(sys) = self.sys.get() {
+            let left = Remote {
+                shared: sys.remote.clone(),
+            }
+            .close();
+            drop(left);
+        }
+    }
+
     /// Parks the current task until job `id` completes (true) or `deadline` passes (false; the
     /// job stays recorded, so the caller may wait again). The record is removed when the job
     /// completes, and when the task unwinds out of the wait (killed, timed out).
@@ -266,7 +345,9 @@ impl Reactor {
         self.has_waiters()
     }
 
-    /// Waits for events up to `timeout_ms` (`None`: until one arrives) and wakes their tasks.
+    /// Waits for events up to `timeout_ms` (`None`: until one arrives) and wakes their tasks;
+    /// then runs what other threads posted. A poll that may not block and has no fd to ask
+    /// about only reads the inbox flag (no `epoll_wait`).
     pub(crate) fn poll(&self, timeout_ms: Option<i32>) {
         let sys = match self.sys() {
             Ok(s) => s,
@@ -278,20 +359,36 @@ impl Reactor {
                 return;
             }
         };
-        let mut events = std::mem::take(&mut *self.events.borrow_mut());
-        if let Err(e) = sys.poller.borrow_mut().wait(timeout_ms, &mut events) {
-            log::error!("grove: epoll_wait failed: {e}");
+        let remote = &sys.remote;
+        let mut timeout = timeout_ms;
+        if timeout != Some(0) {
+            remote.sleeping.store(true, Ordering::SeqCst);
+            if remote.posted.load(Ordering::SeqCst) {
+                timeout = Some(0);
+            }
         }
-        for ev in events.drain(..) {
-            self.dispatch(&ev, sys);
+        if timeout != Some(0) || self.io_waiters.get() > 0 {
+            let mut events = std::mem::take(&mut *self.events.borrow_mut());
+            if let Err(e) = sys.poller.borrow_mut().wait(timeout, &mut events) {
+                log::error!("grove: epoll_wait failed: {e}");
+            }
+            for ev in events.drain(..) {
+                self.dispatch(&ev, sys);
+            }
+            *self.events.borrow_mut() = events;
         }
-        *self.events.borrow_mut() = events;
+        if timeout_ms != Some(0) {
+            remote.sleeping.store(false, Ordering::Relaxed);
+        }
+        if remote.posted.load(Ordering::Acquire) && remote.posted.swap(false, Ordering::SeqCst) {
+            self.finish_remote(sys);
+        }
     }
 
     fn dispatch(&self, ev: &Event, sys: &Sys) {
         if ev.token == REMOTE_TOKEN {
+            // The inbox itself is read after the events (`posted` says whether to).
             sys.remote.eventfd.drain();
-            self.finish_remote(sys);
             return;
         }
         let index = (ev.token & 0xffff_ffff) as usize;
@@ -304,12 +401,64 @@ impl Reactor {
     }
 
     fn finish_remote(&self, sys: &Sys) {
-        let done = std::mem::take(&mut *sys.remote.done.lock().unwrap_or_else(|e| e.into_inner()));
+        let (done, run) = {
+            let mut inbox = sys.remote.inbox.lock().unwrap_or_else(|e| e.into_inner());
+            (
+                std::mem::take(&mut inbox.done),
+                std::mem::take(&mut inbox.run),
+            )
+        };
         for id in done {
             let waker = self.remote_jobs.borrow_mut().remove(&id).flatten();
             if let Some(w) = waker {
                 w.wake(WakeReason::Notified);
             }
         }
+        for f in run {
+            f();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    /// A burst of posts from another thread costs the hub at most one eventfd write: none while
+    /// the hub is busy (not sleeping), one when it sleeps.
+    #[test]
+    fn a_burst_of_posts_wakes_the_hub_once_and_a_busy_hub_not_at_all() {
+        let remote = super::super::with(|h| h.reactor.remote()).unwrap();
+        let shared = remote.shared.clone();
+        let burst = |remote: &super::Remote| {
+            std::thread::scope(|s| {
+                s.spawn(|| (0..1000).for_each(|i| remote.complete(1_000_000 + i)));
+            });
+        };
+        // Busy: the hub is not in epoll_wait.
+        burst(&remote);
+        assert!(shared.posted.load(Ordering::SeqCst));
+        assert_eq!(
+            shared.eventfd.take_count(),
+            0,
+            "no eventfd write while busy"
+        );
+        super::super::with(|h| h.reactor.poll(Some(0)));
+        assert!(
+            !shared.posted.load(Ordering::SeqCst),
+            "the poll read the inbox"
+        );
+        assert!(shared.inbox.lock().unwrap().done.is_empty());
+        // Sleeping: exactly one write for the whole burst.
+        shared.sleeping.store(true, Ordering::SeqCst);
+        burst(&remote);
+        shared.sleeping.store(false, Ordering::SeqCst);
+        assert_eq!(
+            shared.eventfd.take_count(),
+            1,
+            "one eventfd write per batch"
+        );
+        super::super::with(|h| h.reactor.poll(Some(0)));
+        assert!(!shared.posted.load(Ordering::SeqCst));
     }
 }

@@ -158,6 +158,15 @@ impl EventFd {
         let _ = syscall!(read(self.fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8));
     }
 
+    /// Reads and resets the counter: how many notifications arrived since the last read.
+    #[cfg(test)]
+    pub(crate) fn take_count(&self) -> u64 {
+        let mut v: u64 = 0;
+        // SAFETY: reads 8 bytes into a valid u64; EAGAIN means the counter was zero.
+        let _ = syscall!(read(self.fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8));
+        v
+    }
+
     /// The raw fd, for registering with the poller.
     pub(crate) fn raw(&self) -> RawFd {
         self.fd.as_raw_fd()

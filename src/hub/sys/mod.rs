@@ -15,6 +15,7 @@
 //! Every other module denies unsafe code, and a `syscall!` there does not compile.
 
 pub(crate) mod debug_signal;
+pub(crate) mod affinity;
 mod epoll;
 pub(crate) mod socket;
 pub(crate) mod watchdog;

@@ -96,6 +96,62 @@ pub(crate) fn connect_in_progress(err: &io::Error) -> bool {
     )
 }
 
+/// A listening TCP socket bound to `addr` with `SO_REUSEADDR` and `SO_REUSEPORT` set, so that
+/// several listeners (one per hub) share the port and the kernel spreads connections over them.
+pub(crate) fn reuseport_listener(
+    addr: &SocketAddr,
+    backlog: i32,
+) -> io::Result<std::net::TcpListener> {
+    let fd = nonblocking_socket(domain_of(addr), libc::SOCK_STREAM)?;
+    let one: libc::c_int = 1;
+    for opt in [libc::SO_REUSEADDR, libc::SO_REUSEPORT] {
+        // SAFETY: `one` is a valid c_int for the call, and its size is passed.
+        syscall!(setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            opt,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t
+        ))?;
+    }
+    match addr {
+        SocketAddr::V4(a) => bind_raw(fd.as_raw_fd(), &sockaddr_v4(a))?,
+        SocketAddr::V6(a) => bind_raw(fd.as_raw_fd(), &sockaddr_v6(a))?,
+    }
+    listen(fd.as_raw_fd(), backlog)?;
+    Ok(std::net::TcpListener::from(fd))
+}
+
+fn sockaddr_v4(a: &std::net::SocketAddrV4) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: a.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(a.ip().octets()),
+        },
+        sin_zero: [0; 8],
+    }
+}
+
+fn sockaddr_v6(a: &std::net::SocketAddrV6) -> libc::sockaddr_in6 {
+    libc::sockaddr_in6 {
+        sin6_family: libc::AF_INET6 as libc::sa_family_t,
+        sin6_port: a.port().to_be(),
+        sin6_flowinfo: a.flowinfo(),
+        sin6_addr: libc::in6_addr {
+            s6_addr: a.ip().octets(),
+        },
+        sin6_scope_id: a.scope_id(),
+    }
+}
+
+fn bind_raw<A>(fd: RawFd, addr: &A) -> io::Result<()> {
+    let len = std::mem::size_of::<A>() as libc::socklen_t;
+    let ptr = (addr as *const A).cast::<libc::sockaddr>();
+    // SAFETY: `ptr` points to a fully initialised sockaddr of `len` bytes, valid for the call.
+    syscall!(bind(fd, ptr, len)).map(drop)
+}
+
 /// Sets a listening socket's accept backlog (Linux caps it at `net.core.somaxconn`).
 pub(crate) fn listen(fd: RawFd, backlog: i32) -> io::Result<()> {
     // SAFETY: listen takes only integers; a bad fd is reported as an error.
