@@ -105,7 +105,11 @@ pub mod greenlet;
 mod hub;
 pub mod io;
 pub mod net;
+// fork, and calling a pool job through a function address, live in `process`.
+#[allow(unsafe_code)]
+pub mod process;
 pub mod select;
+pub mod signal;
 pub mod sync;
 mod task;
 pub mod threadpool;

@@ -14,6 +14,7 @@
 //!   [`WakeReason::Interrupted`].
 
 pub(crate) mod control;
+pub(crate) mod fork;
 pub(crate) mod reactor;
 #[allow(unsafe_code)]
 pub(crate) mod sys;

@@ -57,7 +57,8 @@ impl Drop for IoWaiter {
 /// The OS side, created on first use.
 struct Sys {
     poller: RefCell<Poller>,
-    remote: Arc<RemoteShared>,
+    /// Replaced only in a forked child (see [`Reactor::reset_in_child`]).
+    remote: RefCell<Arc<RemoteShared>>,
 }
 
 /// The half of the reactor other threads may touch.
@@ -140,7 +141,7 @@ impl Reactor {
         });
         let sys = Sys {
             poller: RefCell::new(poller),
-            remote,
+            remote: RefCell::new(remote),
         };
         Ok(self.sys.get_or_init(|| sys))
     }
@@ -186,7 +187,7 @@ impl Reactor {
     /// A handle other threads use to report finished jobs.
     pub(crate) fn remote(&self) -> io::Result<Remote> {
         Ok(Remote {
-            shared: self.sys()?.remote.clone(),
+            shared: self.sys()?.remote.borrow().clone(),
         })
     }
 
@@ -229,6 +230,46 @@ impl Reactor {
         done
     }
 
+    /// In a forked child (see `hub::fork`): a new epoll instance and eventfd (the inherited
+    /// ones are shared with the parent: using them would steal its events), every fd still
+    /// registered registered again with it, and the parent's waiters forgotten (their fibers
+    /// never run here; the wakers are leaked with them, not dropped).
+    pub(crate) fn reset_in_child(&self) {
+        self.io_waiters.set(0);
+        std::mem::forget(std::mem::take(&mut *self.remote_jobs.borrow_mut()));
+        let Some(sys) = self.sys.get() else {
+            return;
+        };
+        let fresh = Poller::new().and_then(|poller| {
+            let eventfd = EventFd::new()?;
+            poller.add(eventfd.raw(), REMOTE_TOKEN)?;
+            Ok((poller, eventfd))
+        });
+        let (poller, eventfd) = match fresh {
+            Ok(p) => p,
+            Err(e) => {
+                // No new epoll (EMFILE): the child keeps the shared one, which still works
+                // for its own fds but may see the parent's events; say so.
+                log::error!("grove: cannot create a reactor for the forked child: {e}");
+                return;
+            }
+        };
+        for (_, slot) in self.slots.borrow().iter() {
+            if let Some(source) = slot {
+                source.reset_in_child();
+                if let Err(e) = poller.add(source.fd(), source.token()) {
+                    log::warn!("grove: fd {} cannot follow into the child: {e}", source.fd());
+                    source.close();
+                }
+            }
+        }
+        *sys.poller.borrow_mut() = poller;
+        *sys.remote.borrow_mut() = Arc::new(RemoteShared {
+            eventfd,
+            done: Mutex::new(Vec::new()),
+        });
+    }
+
     /// Whether some task waits on I/O.
     pub(crate) fn has_waiters(&self) -> bool {
         self.io_waiters.get() > 0 || !self.remote_jobs.borrow().is_empty()
@@ -268,7 +309,7 @@ impl Reactor {
 
     fn dispatch(&self, ev: &Event, sys: &Sys) {
         if ev.token == REMOTE_TOKEN {
-            sys.remote.eventfd.drain();
+            sys.remote.borrow().eventfd.drain();
             self.finish_remote(sys);
             return;
         }
@@ -282,7 +323,8 @@ impl Reactor {
     }
 
     fn finish_remote(&self, sys: &Sys) {
-        let done = std::mem::take(&mut *sys.remote.done.lock().unwrap_or_else(|e| e.into_inner()));
+        let remote = sys.remote.borrow().clone();
+        let done = std::mem::take(&mut *remote.done.lock().unwrap_or_else(|e| e.into_inner()));
         for id in done {
             let waker = self.remote_jobs.borrow_mut().remove(&id).flatten();
             if let Some(w) = waker {

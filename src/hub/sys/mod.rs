@@ -15,6 +15,8 @@
 //! Every other module denies unsafe code, and a `syscall!` there does not compile.
 
 mod epoll;
+pub(crate) mod process;
+pub(crate) mod signal;
 pub(crate) mod socket;
 
 pub(crate) use crate::coro::syscall::syscall;

@@ -1,0 +1,16 @@
+//! Processes, the seed's way (gevent's `subprocess`, Python's `multiprocessing`, gunicorn).
+
+mod command;
+mod connection;
+mod exit;
+mod fork;
+mod forked;
+mod message;
+mod queue;
+
+pub use command::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
+pub use connection::{pipe, Connection};
+pub use forked::Process;
+pub use message::Message;
+pub use queue::{Lock, LockGuard, Queue, MAX_QUEUE_MESSAGE};
+pub use std::process::{ExitStatus, Output, Stdio};
