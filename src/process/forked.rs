@@ -140,6 +140,15 @@ impl Process {
         sys::kill(self.pid, sig)
     }
 
+    /// Waits for the child blocking the thread (for use right after `SIGKILL`, in `Drop`s).
+    pub(crate) fn reap_blocking(&self) {
+        if self.status.get().is_none() {
+            if let Ok(s) = sys::waitpid(self.pid, true) {
+                self.status.set(s);
+            }
+        }
+    }
+
     fn try_wait(&self) -> io::Result<Option<ExitStatus>> {
         if let Some(s) = self.status.get() {
             return Ok(Some(s));

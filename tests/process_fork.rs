@@ -1,0 +1,221 @@
+//! `Process`: a closure in a forked child with a fresh hub; `pipe`, `Queue`, `Lock` across
+//! processes. Every scenario runs in a re-executed, single-threaded copy of this binary, so a
+//! fork never copies another test's thread.
+
+mod util;
+
+use std::io::ErrorKind;
+use std::time::Duration;
+
+use grove::process::{pipe, Lock, Process, Queue};
+
+/// Runs `body` in a child copy of this test binary and asserts that it succeeded.
+#[track_caller]
+fn isolated(name: &str, body: impl FnOnce()) {
+    if util::child_scenario().as_deref() == Some(name) {
+        body();
+        return;
+    }
+    let out = util::run_child_group_within(name, name, Duration::from_secs(30));
+    assert!(
+        out.status.success(),
+        "{name} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn pipe_carries_values_both_ways() {
+    isolated("pipe_carries_values_both_ways", || {
+        let (parent, child_end) = pipe().unwrap();
+        let p = Process::spawn(move || {
+            child_end
+                .send(&(42u32, None::<u8>, String::from("hello")))
+                .unwrap();
+            let n: u64 = child_end.recv().unwrap();
+            child_end.send(&(n * 2)).unwrap();
+        })
+        .unwrap();
+        let got: (u32, Option<u8>, String) = parent.recv().unwrap();
+        assert_eq!(got, (42, None, "hello".into()));
+        parent.send(&21u64).unwrap();
+        assert_eq!(parent.recv::<u64>().unwrap(), 42);
+        assert!(p.join().unwrap().success());
+        // The child is gone and its end with it: EOF, not a hang.
+        assert_eq!(
+            parent.recv::<u64>().unwrap_err().kind(),
+            ErrorKind::UnexpectedEof
+        );
+    });
+}
+
+#[test]
+fn queue_is_shared_by_many_children() {
+    isolated("queue_is_shared_by_many_children", || {
+        let q: Queue<(u32, String)> = Queue::new().unwrap();
+        let kids: Vec<Process> = (0..8)
+            .map(|i| {
+                let q = q.clone();
+                Process::spawn(move || {
+                    for j in 0..50 {
+                        q.put(&(i * 100 + j, format!("from {i}"))).unwrap();
+                    }
+                })
+                .unwrap()
+            })
+            .collect();
+        let mut seen: Vec<u32> = (0..400).map(|_| q.get().unwrap().0).collect();
+        for k in &kids {
+            assert!(k.join().unwrap().success());
+        }
+        seen.sort();
+        let want: Vec<u32> = (0..8).flat_map(|i| (0..50).map(move |j| i * 100 + j)).collect();
+        assert_eq!(seen, want);
+        assert_eq!(
+            q.get_timeout(Duration::from_millis(20)).unwrap_err().kind(),
+            ErrorKind::TimedOut
+        );
+    });
+}
+
+#[test]
+fn lock_serialises_processes() {
+    isolated("lock_serialises_processes", || {
+        let lock = Lock::new().unwrap();
+        let log: Queue<(u32, bool)> = Queue::new().unwrap();
+        let kids: Vec<Process> = (0..6)
+            .map(|i| {
+                let (lock, log) = (lock.clone(), log.clone());
+                Process::spawn(move || {
+                    for _ in 0..5 {
+                        let _held = lock.acquire().unwrap();
+                        log.put(&(i, true)).unwrap();
+                        grove::sleep(Duration::from_millis(1));
+                        log.put(&(i, false)).unwrap();
+                    }
+                })
+                .unwrap()
+            })
+            .collect();
+        let events: Vec<(u32, bool)> = (0..60).map(|_| log.get().unwrap()).collect();
+        for pair in events.chunks(2) {
+            assert_eq!(pair[0].0, pair[1].0, "two holders at once: {events:?}");
+            assert!(pair[0].1 && !pair[1].1);
+        }
+        for k in kids {
+            assert!(k.join().unwrap().success());
+        }
+    });
+}
+
+#[test]
+fn the_child_never_runs_the_parents_tasks_or_their_drops() {
+    isolated("the_child_never_runs_the_parents_tasks_or_their_drops", || {
+        let q: Queue<String> = Queue::new().unwrap();
+        struct Bye(Queue<String>);
+        impl Drop for Bye {
+            fn drop(&mut self) {
+                let _ = self.0.put(&format!("drop in {}", std::process::id()));
+            }
+        }
+        let (q1, q2) = (q.clone(), q.clone());
+        let parked = grove::spawn(move || {
+            let _bye = Bye(q1.clone());
+            grove::sleep(Duration::from_millis(100));
+            q1.put(&format!("task in {}", std::process::id())).unwrap();
+        });
+        grove::yield_now(); // the task is parked in its sleep when we fork
+        let child = Process::spawn(move || {
+            // The child's own hub runs for longer than the parent's task sleeps.
+            grove::sleep(Duration::from_millis(300));
+            q2.put(&format!("child {}", std::process::id())).unwrap();
+        })
+        .unwrap();
+        let cpid = child.pid();
+        parked.join().unwrap();
+        assert!(child.join().unwrap().success());
+        let me = std::process::id();
+        let mut got: Vec<String> = (0..3).map(|_| q.get().unwrap()).collect();
+        got.sort();
+        let mut want = vec![
+            format!("child {cpid}"),
+            format!("drop in {me}"),
+            format!("task in {me}"),
+        ];
+        want.sort();
+        assert_eq!(got, want);
+        assert!(q.get_timeout(Duration::from_millis(50)).is_err());
+    });
+}
+
+#[test]
+fn a_panicking_child_exits_101_and_its_pipe_ends() {
+    isolated("a_panicking_child_exits_101_and_its_pipe_ends", || {
+        let (parent, child_end) = pipe().unwrap();
+        let p = Process::spawn(move || {
+            let _keep = child_end;
+            panic!("child fails on purpose");
+        })
+        .unwrap();
+        assert_eq!(p.join().unwrap().code(), Some(101));
+        assert_eq!(p.exit_code(), Some(101));
+        assert_eq!(
+            parent.recv::<u8>().unwrap_err().kind(),
+            ErrorKind::UnexpectedEof
+        );
+    });
+}
+
+#[test]
+fn the_thread_pool_works_in_the_child() {
+    isolated("the_thread_pool_works_in_the_child", || {
+        assert_eq!(grove::threadpool::spawn_blocking(|| 1 + 1), 2);
+        let (parent, child_end) = pipe().unwrap();
+        let p = Process::spawn(move || {
+            let v = grove::threadpool::spawn_blocking(|| 40 + 2);
+            child_end.send(&(v as u32)).unwrap();
+        })
+        .unwrap();
+        let got = grove::with_timeout(Duration::from_secs(10), || parent.recv::<u32>())
+            .expect("the child's pool job finishes");
+        assert_eq!(got.unwrap(), 42);
+        assert!(p.join().unwrap().success());
+        assert_eq!(grove::threadpool::spawn_blocking(|| 3), 3);
+    });
+}
+
+#[test]
+fn forking_inside_a_task_runs_the_child_as_that_task() {
+    isolated("forking_inside_a_task_runs_the_child_as_that_task", || {
+        let q: Queue<u32> = Queue::new().unwrap();
+        let q2 = q.clone();
+        let t = grove::spawn(move || {
+            let q3 = q2.clone();
+            let p = Process::spawn(move || {
+                grove::sleep(Duration::from_millis(10));
+                let helper = grove::spawn(|| 7u32);
+                q3.put(&helper.join().unwrap()).unwrap();
+            })
+            .unwrap();
+            p.join().unwrap()
+        });
+        assert!(t.join().unwrap().success());
+        assert_eq!(q.get().unwrap(), 7);
+        assert!(q.get_timeout(Duration::from_millis(50)).is_err());
+    });
+}
+
+#[test]
+fn terminate_and_kill_end_a_child() {
+    isolated("terminate_and_kill_end_a_child", || {
+        let p = Process::spawn(|| grove::sleep(Duration::from_secs(30))).unwrap();
+        assert!(p.is_alive());
+        assert!(p.join_timeout(Duration::from_millis(20)).unwrap().is_none());
+        p.terminate().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(p.join().unwrap().signal(), Some(libc::SIGTERM));
+        assert!(!p.is_alive());
+        p.kill().unwrap(); // reaped: nothing to signal, no error
+    });
+}
