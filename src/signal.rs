@@ -156,7 +156,9 @@ impl Signals {
         let mut byte = [0u8];
         let got = self
             .pipe
-            .io_until(Interest::Read, Share::Shared, deadline, |mut f| f.read(&mut byte));
+            .io_until(Interest::Read, Share::Shared, deadline, |mut f| {
+                f.read(&mut byte)
+            });
         match got {
             Ok(1) => Ok(i32::from(byte[0])),
             Ok(_) => Err(io::ErrorKind::UnexpectedEof.into()),

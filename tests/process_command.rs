@@ -23,7 +23,10 @@ fn a_hundred_children_waited_from_a_hundred_tasks_overlap() {
         assert!(r.unwrap().success());
     }
     let took = start.elapsed();
-    assert!(took < Duration::from_secs(1), "100 × sleep 0.2 took {took:?}");
+    assert!(
+        took < Duration::from_secs(1),
+        "100 × sleep 0.2 took {took:?}"
+    );
 }
 
 #[test]
@@ -78,7 +81,10 @@ fn piped_stdin_and_stdout_round_trip_while_other_tasks_run() {
 #[test]
 fn wait_timeout_gives_up_and_kill_ends_the_child() {
     let mut child = Command::new("sleep").arg("30").spawn().unwrap();
-    assert!(child.wait_timeout(Duration::from_millis(50)).unwrap().is_none());
+    assert!(child
+        .wait_timeout(Duration::from_millis(50))
+        .unwrap()
+        .is_none());
     child.kill().unwrap();
     let status = child.wait().unwrap();
     assert!(!status.success());

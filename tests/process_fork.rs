@@ -70,7 +70,9 @@ fn queue_is_shared_by_many_children() {
             assert!(k.join().unwrap().success());
         }
         seen.sort();
-        let want: Vec<u32> = (0..8).flat_map(|i| (0..50).map(move |j| i * 100 + j)).collect();
+        let want: Vec<u32> = (0..8)
+            .flat_map(|i| (0..50).map(move |j| i * 100 + j))
+            .collect();
         assert_eq!(seen, want);
         assert_eq!(
             q.get_timeout(Duration::from_millis(20)).unwrap_err().kind(),
@@ -111,42 +113,45 @@ fn lock_serialises_processes() {
 
 #[test]
 fn the_child_never_runs_the_parents_tasks_or_their_drops() {
-    isolated("the_child_never_runs_the_parents_tasks_or_their_drops", || {
-        let q: Queue<String> = Queue::new().unwrap();
-        struct Bye(Queue<String>);
-        impl Drop for Bye {
-            fn drop(&mut self) {
-                let _ = self.0.put(&format!("drop in {}", std::process::id()));
+    isolated(
+        "the_child_never_runs_the_parents_tasks_or_their_drops",
+        || {
+            let q: Queue<String> = Queue::new().unwrap();
+            struct Bye(Queue<String>);
+            impl Drop for Bye {
+                fn drop(&mut self) {
+                    let _ = self.0.put(&format!("drop in {}", std::process::id()));
+                }
             }
-        }
-        let (q1, q2) = (q.clone(), q.clone());
-        let parked = grove::spawn(move || {
-            let _bye = Bye(q1.clone());
-            grove::sleep(Duration::from_millis(100));
-            q1.put(&format!("task in {}", std::process::id())).unwrap();
-        });
-        grove::yield_now(); // the task is parked in its sleep when we fork
-        let child = Process::spawn(move || {
-            // The child's own hub runs for longer than the parent's task sleeps.
-            grove::sleep(Duration::from_millis(300));
-            q2.put(&format!("child {}", std::process::id())).unwrap();
-        })
-        .unwrap();
-        let cpid = child.pid();
-        parked.join().unwrap();
-        assert!(child.join().unwrap().success());
-        let me = std::process::id();
-        let mut got: Vec<String> = (0..3).map(|_| q.get().unwrap()).collect();
-        got.sort();
-        let mut want = vec![
-            format!("child {cpid}"),
-            format!("drop in {me}"),
-            format!("task in {me}"),
-        ];
-        want.sort();
-        assert_eq!(got, want);
-        assert!(q.get_timeout(Duration::from_millis(50)).is_err());
-    });
+            let (q1, q2) = (q.clone(), q.clone());
+            let parked = grove::spawn(move || {
+                let _bye = Bye(q1.clone());
+                grove::sleep(Duration::from_millis(100));
+                q1.put(&format!("task in {}", std::process::id())).unwrap();
+            });
+            grove::yield_now(); // the task is parked in its sleep when we fork
+            let child = Process::spawn(move || {
+                // The child's own hub runs for longer than the parent's task sleeps.
+                grove::sleep(Duration::from_millis(300));
+                q2.put(&format!("child {}", std::process::id())).unwrap();
+            })
+            .unwrap();
+            let cpid = child.pid();
+            parked.join().unwrap();
+            assert!(child.join().unwrap().success());
+            let me = std::process::id();
+            let mut got: Vec<String> = (0..3).map(|_| q.get().unwrap()).collect();
+            got.sort();
+            let mut want = vec![
+                format!("child {cpid}"),
+                format!("drop in {me}"),
+                format!("task in {me}"),
+            ];
+            want.sort();
+            assert_eq!(got, want);
+            assert!(q.get_timeout(Duration::from_millis(50)).is_err());
+        },
+    );
 }
 
 #[test]

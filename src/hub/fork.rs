@@ -48,7 +48,10 @@ pub(crate) fn reset_in_child() {
         }
         std::mem::forget(registry);
         std::mem::forget(std::mem::take(&mut *hub.run_queue.borrow_mut()));
-        std::mem::forget(std::mem::replace(&mut *hub.timers.borrow_mut(), Timers::new()));
+        std::mem::forget(std::mem::replace(
+            &mut *hub.timers.borrow_mut(),
+            Timers::new(),
+        ));
         hub.batch.set(0);
         hub.live.set(0);
         if let Some(me) = me.filter(|m| !m.is_root()) {

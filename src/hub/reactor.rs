@@ -258,7 +258,10 @@ impl Reactor {
             if let Some(source) = slot {
                 source.reset_in_child();
                 if let Err(e) = poller.add(source.fd(), source.token()) {
-                    log::warn!("grove: fd {} cannot follow into the child: {e}", source.fd());
+                    log::warn!(
+                        "grove: fd {} cannot follow into the child: {e}",
+                        source.fd()
+                    );
                     source.close();
                 }
             }

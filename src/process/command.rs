@@ -216,9 +216,24 @@ impl Child {
     pub fn from_std(mut inner: std_process::Child) -> io::Result<Child> {
         let exit = ExitWatch::new(inner.id() as libc::pid_t);
         Ok(Child {
-            stdin: inner.stdin.take().map(|p| PipeEnd::new(p.into())).transpose()?.map(ChildStdin),
-            stdout: inner.stdout.take().map(|p| PipeEnd::new(p.into())).transpose()?.map(ChildStdout),
-            stderr: inner.stderr.take().map(|p| PipeEnd::new(p.into())).transpose()?.map(ChildStderr),
+            stdin: inner
+                .stdin
+                .take()
+                .map(|p| PipeEnd::new(p.into()))
+                .transpose()?
+                .map(ChildStdin),
+            stdout: inner
+                .stdout
+                .take()
+                .map(|p| PipeEnd::new(p.into()))
+                .transpose()?
+                .map(ChildStdout),
+            stderr: inner
+                .stderr
+                .take()
+                .map(|p| PipeEnd::new(p.into()))
+                .transpose()?
+                .map(ChildStderr),
             inner,
             exit,
         })
@@ -255,7 +270,8 @@ impl Child {
     /// If `waitpid` fails.
     pub fn wait_timeout(&mut self, timeout: Duration) -> io::Result<Option<ExitStatus>> {
         let inner = &mut self.inner;
-        self.exit.wait_until(deadline_after(timeout), || inner.try_wait())
+        self.exit
+            .wait_until(deadline_after(timeout), || inner.try_wait())
     }
 
     /// The exit status if the child has exited, without waiting.

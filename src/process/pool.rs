@@ -175,7 +175,10 @@ impl Inner {
     /// Forgets the worker in `slot` (if it is still `worker`), killing it if asked.
     fn drop_worker(&self, slot: usize, worker: &Rc<Worker>, kill: bool) {
         let mut workers = self.workers.borrow_mut();
-        if workers[slot].as_ref().is_some_and(|w| Rc::ptr_eq(w, worker)) {
+        if workers[slot]
+            .as_ref()
+            .is_some_and(|w| Rc::ptr_eq(w, worker))
+        {
             workers[slot] = None;
         }
         drop(workers);

@@ -43,7 +43,9 @@ impl Pair {
 
     fn send(&self, record: &[u8]) -> io::Result<()> {
         self.tx
-            .io(Interest::Write, Share::Shared, |fd| sys::send_record(fd, record))
+            .io(Interest::Write, Share::Shared, |fd| {
+                sys::send_record(fd, record)
+            })
             .map(drop)
     }
 

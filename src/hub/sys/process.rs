@@ -118,7 +118,12 @@ pub(crate) fn send_record(fd: &OwnedFd, buf: &[u8]) -> io::Result<usize> {
 pub(crate) fn recv_record(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
     let flags = libc::MSG_TRUNC | libc::MSG_DONTWAIT;
     // SAFETY: `buf` is valid for writes of its length for the call.
-    let n = syscall!(recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), flags))?;
+    let n = syscall!(recv(
+        fd.as_raw_fd(),
+        buf.as_mut_ptr().cast(),
+        buf.len(),
+        flags
+    ))?;
     Ok(n as usize)
 }
 
