@@ -38,8 +38,17 @@ fn main() -> std::io::Result<()> {
     pool.close();
     pool.join()?;
     let results = results.borrow();
-    println!("squares: {:?}", results.iter().map(|r| r.0).collect::<Vec<_>>());
-    println!("computed by: {:?}", results.iter().map(|r| r.1).collect::<Vec<_>>());
-    println!("10 one-second jobs on 5 processes took {:.1?}", start.elapsed());
+    println!(
+        "squares: {:?}",
+        results.iter().map(|r| r.0).collect::<Vec<_>>()
+    );
+    println!(
+        "computed by: {:?}",
+        results.iter().map(|r| r.1).collect::<Vec<_>>()
+    );
+    println!(
+        "10 one-second jobs on 5 processes took {:.1?}",
+        start.elapsed()
+    );
     Ok(())
 }
