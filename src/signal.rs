@@ -143,12 +143,18 @@ impl Signals {
     pub fn try_recv(&self) -> io::Result<Option<i32>> {
         self.check_owner()?;
         let mut byte = [0u8];
-        match self.pipe.get_ref().read(&mut byte) {
-            Ok(1) => Ok(Some(i32::from(byte[0]))),
-            Ok(_) => Ok(None),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-            Err(e) => Err(e),
+        let mut pipe = self.pipe.get_ref();
+        loop {
+            match pipe.read(&mut byte) {
+                Ok(1) if self.mask & (1u64 << (byte[0] & 63)) == 0 => continue,
+                r => break r,
+            }
         }
+        .map(|n| (n == 1).then(|| i32::from(byte[0])))
+        .or_else(|e| match e.kind() {
+            io::ErrorKind::WouldBlock => Ok(None),
+            _ => Err(e),
+        })
     }
 
     fn recv_until(&self, deadline: Option<std::time::Instant>) -> io::Result<i32> {

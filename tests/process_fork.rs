@@ -224,3 +224,87 @@ fn terminate_and_kill_end_a_child() {
         p.kill().unwrap(); // reaped: nothing to signal, no error
     });
 }
+
+#[test]
+fn forking_while_a_pool_job_runs_leaves_the_child_a_working_pool() {
+    isolated(
+        "forking_while_a_pool_job_runs_leaves_the_child_a_working_pool",
+        || {
+            let (tx, rx) = std::sync::mpsc::channel::<()>();
+            let busy = grove::spawn(move || {
+                grove::threadpool::spawn_blocking(move || {
+                    let _ = rx.recv_timeout(Duration::from_secs(10));
+                    "released"
+                })
+            });
+            grove::yield_now(); // the job is on a worker, blocked
+            let (parent, child_end) = pipe().unwrap();
+            let p = Process::spawn(move || {
+                let v = grove::threadpool::spawn_blocking(|| 5u32);
+                child_end.send(&v).unwrap();
+            })
+            .unwrap();
+            let got = grove::with_timeout(Duration::from_secs(10), || parent.recv::<u32>())
+                .expect("the child's pool does not wait for the parent's busy worker");
+            assert_eq!(got.unwrap(), 5);
+            assert!(p.join().unwrap().success());
+            tx.send(()).unwrap();
+            assert_eq!(busy.join().unwrap(), "released");
+        },
+    );
+}
+
+#[test]
+fn huge_timeouts_mean_forever_and_zero_means_now() {
+    isolated("huge_timeouts_mean_forever_and_zero_means_now", || {
+        let p = Process::spawn(|| grove::sleep(Duration::from_millis(30))).unwrap();
+        assert!(p.join_timeout(Duration::ZERO).unwrap().is_none());
+        let status = p.join_timeout(Duration::MAX).unwrap();
+        assert!(status.expect("MAX waits until the exit").success());
+        let q: Queue<u8> = Queue::new().unwrap();
+        assert_eq!(
+            q.get_timeout(Duration::ZERO).unwrap_err().kind(),
+            ErrorKind::TimedOut
+        );
+        q.put(&9).unwrap();
+        assert_eq!(q.get_timeout(Duration::MAX).unwrap(), 9);
+    });
+}
+
+#[test]
+fn running_out_of_fds_is_an_error_not_a_panic() {
+    isolated("running_out_of_fds_is_an_error_not_a_panic", || {
+        let keep: Vec<_> = (0..8).map(|_| pipe().unwrap()).collect();
+        util::set_soft_nofile(20);
+        let mut made = Vec::new();
+        let err = loop {
+            match Queue::<u8>::new() {
+                Ok(q) => made.push(q),
+                Err(e) => break e,
+            }
+            assert!(made.len() < 100, "the fd limit was not reached");
+        };
+        assert_eq!(err.raw_os_error(), Some(libc::EMFILE), "{err}");
+        assert!(pipe().is_err());
+        let err = grove::process::Command::new("true").output().unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EMFILE), "{err}");
+        drop((made, keep));
+        util::set_soft_nofile(1024);
+        assert!(grove::process::Command::new("true")
+            .status()
+            .unwrap()
+            .success());
+    });
+}
+
+#[test]
+fn a_queue_message_too_large_is_refused() {
+    let q: Queue<Vec<u8>> = Queue::new().unwrap();
+    let err = q
+        .put(&vec![0; grove::process::MAX_QUEUE_MESSAGE])
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    let fits = vec![1u8; grove::process::MAX_QUEUE_MESSAGE - 4];
+    q.put(&fits).unwrap();
+    assert_eq!(q.get().unwrap(), fits);
+}

@@ -39,9 +39,19 @@ impl std::fmt::Debug for SigMask {
 /// The exit code of a forked child whose code panicked (Rust's own code for a panicking `main`).
 pub(crate) const PANIC_EXIT_CODE: i32 = 101;
 
-/// Forks; the child runs `child` (with signals blocked until it drops the [`Unmask`]) and exits
-/// with the code it returns (or [`PANIC_EXIT_CODE`] if it panics). Returns the child's pid.
-pub(crate) fn fork_then(child: impl FnOnce(Unmask) -> i32) -> io::Result<libc::pid_t> {
+/// Everything held across a fork: take it with [`prepare`] right before `fork`, then call
+/// [`ForkGuard::in_parent`] or [`ForkGuard::in_child`] on each side. This is the whole
+/// protocol; [`fork_then`] is built on it, and a hook on libc's `fork` (the monkey module)
+/// uses it around the real call.
+pub(crate) struct ForkGuard {
+    pool: crate::threadpool::ForkLock,
+    signals: crate::hub::sys::signal::ForkLock,
+    mask: SigMask,
+}
+
+/// Flushes stdout, takes the thread pool's and the signal table's locks and blocks every
+/// signal on this thread, ready for a fork.
+pub(crate) fn prepare() -> ForkGuard {
     let _ = io::stdout().flush();
     let pool = crate::threadpool::fork_lock();
     if pool.busy() > 0 {
@@ -52,25 +62,50 @@ pub(crate) fn fork_then(child: impl FnOnce(Unmask) -> i32) -> io::Result<libc::p
     }
     let signals = crate::hub::sys::signal::fork_lock();
     let mask = SigMask::block_all();
+    ForkGuard {
+        pool,
+        signals,
+        mask,
+    }
+}
+
+impl ForkGuard {
+    /// In the parent (or after a failed fork): the mask comes back, the locks are released.
+    pub(crate) fn in_parent(self) {
+        self.mask.restore();
+    }
+
+    /// In the child: the thread pool is emptied, the signal subscriptions dropped, the hub
+    /// reset ([`crate::hub::fork::reset_in_child`]). Signals stay blocked until the returned
+    /// [`Unmask`] is dropped.
+    pub(crate) fn in_child(self) -> Unmask {
+        self.pool.reset_in_child();
+        self.signals.reset_in_child();
+        crate::hub::fork::reset_in_child();
+        Unmask(Some(self.mask))
+    }
+}
+
+/// Forks; the child runs `child` (with signals blocked until it drops the [`Unmask`]) and exits
+/// with the code it returns (or [`PANIC_EXIT_CODE`] if it panics). Returns the child's pid.
+pub(crate) fn fork_then(child: impl FnOnce(Unmask) -> i32) -> io::Result<libc::pid_t> {
+    let guard = prepare();
     // SAFETY: the locks the child's grove code takes (thread pool, signal table) are held
     // across the fork and reset in the child; the hub is thread-local and reset in the child.
     // Locks of other threads are the caller's business (documented in `grove::process`).
     match unsafe { sys::fork() } {
         Err(e) => {
-            mask.restore();
+            guard.in_parent();
             Err(e)
         }
         Ok(Forked::Parent(pid)) => {
-            mask.restore();
-            drop((pool, signals));
+            guard.in_parent();
             Ok(pid)
         }
         Ok(Forked::Child) => {
-            pool.reset_in_child();
-            signals.reset_in_child();
-            crate::hub::fork::reset_in_child();
-            let code = panic::catch_unwind(AssertUnwindSafe(|| child(Unmask(Some(mask)))))
-                .unwrap_or(PANIC_EXIT_CODE);
+            let unmask = guard.in_child();
+            let code =
+                panic::catch_unwind(AssertUnwindSafe(|| child(unmask))).unwrap_or(PANIC_EXIT_CODE);
             exit_child(code)
         }
     }

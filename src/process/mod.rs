@@ -84,7 +84,7 @@
 mod command;
 mod connection;
 mod exit;
-mod fork;
+pub(crate) mod fork;
 mod forked;
 mod message;
 mod pool;
