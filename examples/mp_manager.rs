@@ -12,7 +12,7 @@
 //! `[9, 8, 7, 6, 5, 4, 3, 2, 1, 0]`)
 
 use std::cell::RefCell;
-use std::io::{self, ErrorKind};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -42,12 +42,12 @@ impl Message for Value {
             0 => Value::Int(i64::decode(input)?),
             1 => Value::Float(f64::decode(input)?),
             2 => Value::Str(String::decode(input)?),
-            3 => Value::None,
-            _ => return Err(io::Error::new(ErrorKind::InvalidData, "bad Value tag")),
+            _ => Value::None,
         })
     }
 }
 
+/// Prints like Python's `repr`.
 impl std::fmt::Display for Value {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
