@@ -308,3 +308,38 @@ fn a_queue_message_too_large_is_refused() {
     q.put(&fits).unwrap();
     assert_eq!(q.get().unwrap(), fits);
 }
+
+#[test]
+fn a_recv_cut_short_by_a_timeout_keeps_the_stream_framed() {
+    use std::io::Write;
+    let (raw, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    let conn = grove::process::Connection::from_std(theirs).unwrap();
+    let mut raw = raw;
+    // The header and half of a 10-byte message arrive; the rest comes later.
+    raw.write_all(&10u32.to_le_bytes()).unwrap();
+    raw.write_all(b"01234").unwrap();
+    let cut = grove::with_timeout(Duration::from_millis(20), || conn.recv_bytes());
+    assert!(cut.is_err(), "the first recv must time out mid-message");
+    raw.write_all(b"56789").unwrap();
+    raw.write_all(&2u32.to_le_bytes()).unwrap();
+    raw.write_all(b"ok").unwrap();
+    assert_eq!(conn.recv_bytes().unwrap(), b"0123456789");
+    assert_eq!(conn.recv_bytes().unwrap(), b"ok");
+    drop(raw);
+    assert_eq!(
+        conn.recv_bytes().unwrap_err().kind(),
+        ErrorKind::UnexpectedEof
+    );
+}
+
+#[test]
+fn a_second_receiver_is_busy_not_a_panic() {
+    let (a, b) = pipe().unwrap();
+    let b = std::rc::Rc::new(b);
+    let b2 = b.clone();
+    let first = grove::spawn(move || b2.recv::<u8>().unwrap());
+    grove::yield_now();
+    assert_eq!(b.recv::<u8>().unwrap_err().kind(), ErrorKind::ResourceBusy);
+    a.send(&3u8).unwrap();
+    assert_eq!(first.join().unwrap(), 3);
+}

@@ -3,6 +3,7 @@
 
 #![deny(unsafe_code)]
 
+use std::cell::RefCell;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
@@ -22,8 +23,37 @@ use crate::net::UnixStream;
 /// `UnexpectedEof` and its `send` with `BrokenPipe`; neither ever hangs.
 ///
 /// Each message is a `u32` little-endian length and then the bytes: up to 4 GiB.
+///
+/// A `recv` or `send` cut short by a timeout or a kill leaves the stream framed: the bytes of
+/// a message received so far are kept for the next `recv`, and the unsent rest of a message
+/// goes out before the next `send`'s. One task at a time may receive, and one may send (a
+/// second gets `ResourceBusy`).
 pub struct Connection {
     stream: UnixStream,
+    /// Received bytes not yet returned (a partial message, or the start of the next ones).
+    rbuf: RefCell<Vec<u8>>,
+    /// Framed bytes not yet written (the rest of a send that was cut short).
+    wbuf: RefCell<Vec<u8>>,
+}
+
+/// Cuts a buffer back to `len` when dropped: the bytes a read did not fill (or all of them, if
+/// the read unwound) are not kept.
+struct Truncate<'a> {
+    buf: &'a mut Vec<u8>,
+    len: usize,
+}
+
+impl Drop for Truncate<'_> {
+    fn drop(&mut self) {
+        self.buf.truncate(self.len);
+    }
+}
+
+fn busy(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ResourceBusy,
+        format!("another task is already {what} this connection"),
+    )
 }
 
 /// A connected pair of [`Connection`]s (multiprocessing's `Pipe(duplex=True)`).
@@ -42,14 +72,16 @@ impl Connection {
     /// # Errors
     /// If it cannot be registered with the hub's reactor.
     pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<Connection> {
-        Ok(Connection {
-            stream: UnixStream::from_std(stream)?,
-        })
+        Ok(Connection::from_stream(UnixStream::from_std(stream)?))
     }
 
     /// Wraps a cooperative Unix stream.
     pub fn from_stream(stream: UnixStream) -> Connection {
-        Connection { stream }
+        Connection {
+            stream,
+            rbuf: RefCell::new(Vec::new()),
+            wbuf: RefCell::new(Vec::new()),
+        }
     }
 
     /// Sends one value (multiprocessing's `send`).
@@ -72,39 +104,63 @@ impl Connection {
     /// Sends one message of raw bytes.
     ///
     /// # Errors
-    /// As [`send`](Self::send); `InvalidInput` for a message of 4 GiB or more.
+    /// As [`send`](Self::send); `InvalidInput` for a message of 4 GiB or more;
+    /// `ResourceBusy` if another task is sending on this connection.
     pub fn send_bytes(&self, bytes: &[u8]) -> io::Result<()> {
         let len = u32::try_from(bytes.len()).map_err(|_| {
             io::Error::new(io::ErrorKind::InvalidInput, "a message of 4 GiB or more")
         })?;
-        let mut s = &self.stream;
-        if bytes.len() <= 4096 {
-            let mut frame = Vec::with_capacity(4 + bytes.len());
-            frame.extend_from_slice(&len.to_le_bytes());
-            frame.extend_from_slice(bytes);
-            return s.write_all(&frame);
+        let mut out = self.wbuf.try_borrow_mut().map_err(|_| busy("sending on"))?;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(bytes);
+        while !out.is_empty() {
+            match (&self.stream).write(&out) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => drop(out.drain(..n)),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
         }
-        s.write_all(&len.to_le_bytes())?;
-        s.write_all(bytes)
+        Ok(())
     }
 
     /// Receives one message of raw bytes.
     ///
     /// # Errors
-    /// As [`recv`](Self::recv).
+    /// As [`recv`](Self::recv); `ResourceBusy` if another task is receiving on this
+    /// connection.
     pub fn recv_bytes(&self) -> io::Result<Vec<u8>> {
-        let mut s = &self.stream;
-        let mut len = [0u8; 4];
-        s.read_exact(&mut len).map_err(|e| match e.kind() {
-            io::ErrorKind::UnexpectedEof => io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the other end of the connection was closed",
-            ),
-            _ => e,
-        })?;
-        let mut buf = vec![0; u32::from_le_bytes(len) as usize];
-        s.read_exact(&mut buf)?;
-        Ok(buf)
+        let mut buf = self
+            .rbuf
+            .try_borrow_mut()
+            .map_err(|_| busy("receiving on"))?;
+        loop {
+            let need = match buf.get(..4) {
+                Some(head) => 4 + u32::from_le_bytes(head.try_into().expect("4 bytes")) as usize,
+                None => 4,
+            };
+            if buf.len() >= 4 && buf.len() >= need {
+                let msg = buf[4..need].to_vec();
+                buf.drain(..need);
+                return Ok(msg);
+            }
+            let old = buf.len();
+            buf.resize(old + (need - old).max(4096), 0);
+            let mut fill = Truncate {
+                buf: &mut buf,
+                len: old,
+            };
+            let n = (&self.stream).read(&mut fill.buf[old..])?;
+            fill.len = old + n;
+            drop(fill);
+            if n == 0 {
+                let what = match old {
+                    0 => "the other end of the connection was closed",
+                    _ => "the other end of the connection was closed in the middle of a message",
+                };
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, what));
+            }
+        }
     }
 
     /// Whether a message (or the end of the stream) can be received, waiting up to `timeout`
