@@ -47,7 +47,11 @@ pub struct Process {
 }
 
 impl Process {
-    /// Forks and runs `f` in the child; returns at once in the parent.
+    /// Forks and runs `f` in the child; returns at once in the parent (which drops `f`
+    /// unrun, closing what it captured by `move`).
+    ///
+    /// `f` need not be `'static`: in the child, what it borrows is the child's own copy of
+    /// this stack, which stays in place until the child exits.
     ///
     /// # Errors
     /// If `fork` fails (`EAGAIN`: too many processes, `ENOMEM`).
