@@ -347,7 +347,7 @@ fn a_second_receiver_is_busy_not_a_panic() {
 #[test]
 fn the_closure_may_borrow_what_the_parent_has() {
     isolated("the_closure_may_borrow_what_the_parent_has", || {
-        let words = vec!["borrowed".to_string(), "not moved".to_string()];
+        let words = ["borrowed".to_string(), "not moved".to_string()];
         let (parent, child_end) = pipe().unwrap();
         let p = Process::spawn(|| child_end.send(&words.join(" ")).unwrap()).unwrap();
         assert_eq!(parent.recv::<String>().unwrap(), "borrowed not moved");
