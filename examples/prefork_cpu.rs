@@ -22,6 +22,44 @@ fn echo(mut conn: TcpStream, _: SocketAddr) {
     }
 }
 
+/// `pid` and its children.
+fn family(pid: u32) -> Vec<u32> {
+    let mut pids = vec![pid];
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = e.file_name().into_string().unwrap_or_default();
+        let stat = std::fs::read_to_string(format!("/proc/{name}/stat")).unwrap_or_default();
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|t| t.1.split_whitespace().nth(1));
+        if ppid == Some(&pid.to_string()) {
+            pids.extend(name.parse::<u32>().ok());
+        }
+    }
+    pids
+}
+
+/// With `PERF=1`: counts the server's syscalls and context switches for `secs` with `perf`.
+fn perf(pid: u32, secs: u64) -> Option<grove::process::Child> {
+    std::env::var_os("PERF")?;
+    let pids: Vec<String> = family(pid).iter().map(u32::to_string).collect();
+    let events = "raw_syscalls:sys_enter,context-switches";
+    let args = [
+        "stat",
+        "-x,",
+        "-e",
+        events,
+        "-p",
+        &pids.join(","),
+        "--",
+        "sleep",
+    ];
+    let mut cmd = grove::process::Command::new("perf");
+    cmd.args(args).arg(secs.to_string());
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    cmd.spawn().ok()
+}
+
 /// utime + stime of `pid` and of each process whose parent is `pid`, in clock ticks.
 fn ticks(pid: u32) -> u64 {
     let stat = |p: &str| std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
@@ -51,6 +89,7 @@ fn load(server: &Process, addr: SocketAddr, conns: usize, secs: u64) -> (u64, f6
         grove::sleep(Duration::from_millis(10));
     }
     grove::sleep(Duration::from_millis(200));
+    let counter = perf(server.pid(), secs);
     let (t0, start) = (ticks(server.pid()), Instant::now());
     let end = start + Duration::from_secs(secs);
     let clients: Vec<_> = (0..conns)
@@ -72,6 +111,15 @@ fn load(server: &Process, addr: SocketAddr, conns: usize, secs: u64) -> (u64, f6
         .into_iter()
         .map(Result::unwrap)
         .sum();
+    if let Some(out) = counter.and_then(|c| c.wait_with_output().ok()) {
+        for line in String::from_utf8_lossy(&out.stderr).lines() {
+            let f: Vec<&str> = line.split(',').collect();
+            if let (Some(n), Some(name)) = (f.first().and_then(|n| n.parse::<f64>().ok()), f.get(2))
+            {
+                println!("    {name}: {:.2} per rt", n / rts as f64);
+            }
+        }
+    }
     let hz = 100.0; // USER_HZ on Linux
     let cpu_us = (ticks(server.pid()) - t0) as f64 / hz * 1e6;
     (rts, cpu_us / rts as f64)

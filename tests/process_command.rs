@@ -90,3 +90,21 @@ fn wait_timeout_gives_up_and_kill_ends_the_child() {
     assert!(!status.success());
     assert!(child.try_wait().unwrap().is_some());
 }
+
+#[test]
+fn terminate_sends_sigterm_and_is_a_no_op_once_reaped() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+    child.terminate().unwrap();
+    assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGTERM));
+    child.send_signal(libc::SIGKILL).unwrap();
+    // Reaped: nothing is sent, so even a bad signal number is not an error.
+    assert!(child.send_signal(-5).is_ok());
+}
+
+#[test]
+fn wait_timeout_with_huge_durations_waits_for_the_exit() {
+    let mut child = Command::new("true").spawn().unwrap();
+    let status = child.wait_timeout(Duration::MAX).unwrap();
+    assert!(status.expect("MAX means forever").success());
+}

@@ -252,6 +252,26 @@ impl Child {
         self.inner.kill()
     }
 
+    /// Sends signal `sig` (gevent's `Popen.send_signal`). Does nothing once the child was
+    /// reaped (by a wait of this `Child`): its pid may belong to another process by then.
+    ///
+    /// # Errors
+    /// If `kill` fails (`InvalidInput` for a bad signal number).
+    pub fn send_signal(&mut self, sig: i32) -> io::Result<()> {
+        match self.inner.try_wait()? {
+            Some(_) => Ok(()),
+            None => sys::kill(self.inner.id() as libc::pid_t, sig),
+        }
+    }
+
+    /// Sends `SIGTERM` (gevent's `Popen.terminate`); see [`send_signal`](Self::send_signal).
+    ///
+    /// # Errors
+    /// As [`send_signal`](Self::send_signal).
+    pub fn terminate(&mut self) -> io::Result<()> {
+        self.send_signal(libc::SIGTERM)
+    }
+
     /// Closes stdin (so a child reading it sees EOF) and parks until the child exits.
     ///
     /// # Errors
