@@ -355,3 +355,34 @@ fn the_closure_may_borrow_what_the_parent_has() {
         assert_eq!(words.len(), 2);
     });
 }
+
+#[test]
+fn a_child_forked_in_a_task_that_blocks_forever_never_unwinds_the_parents_main() {
+    let name = "a_child_forked_in_a_task_that_blocks_forever_never_unwinds_the_parents_main";
+    isolated(name, || {
+        let q: Queue<String> = Queue::new().unwrap();
+        struct Bye(Queue<String>);
+        impl Drop for Bye {
+            fn drop(&mut self) {
+                let _ = self
+                    .0
+                    .put(&format!("main's drop in {}", std::process::id()));
+            }
+        }
+        let _bye = Bye(q.clone());
+        let t = grove::spawn(|| {
+            let p = Process::spawn(|| grove::sync::Event::new().wait()).unwrap();
+            p.join().unwrap()
+        });
+        let status = t.join().unwrap();
+        assert_eq!(
+            status.code(),
+            Some(101),
+            "the child reports the deadlock and exits"
+        );
+        assert!(
+            q.get_timeout(Duration::from_millis(100)).is_err(),
+            "the parent's main was unwound in the child"
+        );
+    });
+}

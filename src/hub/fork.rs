@@ -18,17 +18,36 @@
 //! Forking from the root (plain `main`, outside any task) is the common case. Forking from
 //! inside a task also works: the child carries on as that task, on its stack; the thread's
 //! root is then one of the parent's fibers and is marked dead too, so the child never runs
-//! the parent's `main` again. (A "would block forever" in such a child still surfaces on the
-//! root's stack; the process module ends forked children before that can matter.)
+//! the parent's `main` again. One thing still reaches the root's stack: a "would block
+//! forever" report panics there (in the root's call into the trampoline), which would unwind
+//! the parent's `main` — and run its `Drop`s — in the child. [`on_parents_root`] lets the
+//! process module's panic hook end such a child at once instead.
 //!
 //! [`reset_in_child`] is for every fork grove does or sees: `grove::process` calls it, and so
 //! does the monkey-patched `fork`.
 
 #![deny(unsafe_code)]
 
+use std::cell::Cell;
 use std::rc::Rc;
 
 use super::Timers;
+
+thread_local! {
+    /// Set in a child forked inside a task: the thread's root fiber is the parent's `main`.
+    static PARENTS_ROOT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the code running now is on the root stack of a child that was forked inside a task
+/// — the parent's `main`, which must not be unwound (or resumed) in the child.
+pub(crate) fn on_parents_root() -> bool {
+    PARENTS_ROOT.get() && super::fiber::current_rc().is_none_or(|f| f.is_root())
+}
+
+/// Whether this thread is a forked child's that was forked inside a task.
+pub(crate) fn forked_inside_a_task() -> bool {
+    PARENTS_ROOT.get()
+}
 use crate::coro::fiber::State;
 
 /// Discards the parent's hub state in a forked child (see the module docs). Call it in the
@@ -44,6 +63,7 @@ pub(crate) fn reset_in_child() {
         if let (Some(root), Some(me)) = (hub.root.get(), me.as_ref()) {
             if !Rc::ptr_eq(root, me) {
                 root.state.set(State::Dead);
+                PARENTS_ROOT.set(true);
             }
         }
         std::mem::forget(registry);

@@ -82,6 +82,9 @@ impl ForkGuard {
         self.pool.reset_in_child();
         self.signals.reset_in_child();
         crate::hub::fork::reset_in_child();
+        if crate::hub::fork::forked_inside_a_task() {
+            guard_parents_main();
+        }
         Unmask(Some(self.mask))
     }
 }
@@ -109,6 +112,22 @@ pub(crate) fn fork_then(child: impl FnOnce(Unmask) -> i32) -> io::Result<libc::p
             exit_child(code)
         }
     }
+}
+
+/// In a child forked inside a task, a panic on the root stack (a "would block forever" report
+/// of the child's hub) would unwind the parent's `main` in the child: report it and end the
+/// child there instead.
+fn guard_parents_main() {
+    let previous = panic::take_hook();
+    panic::set_hook(Box::new(move |info| {
+        previous(info);
+        if crate::hub::fork::on_parents_root() {
+            let _ = io::stderr().write_all(
+                b"grove: this forked child panicked on its parent's main stack; it exits here\n",
+            );
+            sys::exit_now(PANIC_EXIT_CODE);
+        }
+    }));
 }
 
 /// Ends a forked child: its own tasks are torn down as when `main` returns (so their `Drop`s
