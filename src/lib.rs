@@ -54,6 +54,11 @@
 //! | gunicorn workers / `multiprocessing` for more cores | [`Runtime`] (a hub per core), [`Runtime::spawn_on`], [`net::RuntimeServer`] |
 //! | `queue.Queue` between threads | [`sync::mpsc::channel`], [`sync::mpsc::sync_channel`] |
 //! | `gevent.get_hub().threadpool.spawn(f)`; the threadpool resolver | [`threadpool::spawn_blocking`]`(f)`; [`net::lookup_host`] |
+//! | `gevent.subprocess.Popen`, `check_output` | [`process::Command`] (std's API; waits and pipes park the task) |
+//! | `multiprocessing.Process(target=f)`, `Pipe()`, `Queue()`, `Lock()` | [`process::Process::spawn`]`(f)`, [`process::pipe`], [`process::Queue`], [`process::Lock`] |
+//! | `multiprocessing.Pool(5).apply_async(f, args, callback)`, `map` | [`process::Pool`] |
+//! | gunicorn's pre-fork workers | [`process::Prefork`] |
+//! | `gevent.signal_handler(SIGTERM, f)` | [`signal::signal_handler`], [`signal::Signals`] |
 //! | a generator with `x = yield v` / `send(x)` | [`generator::Generator`], [`generator::Yielder::suspend`] / [`generator::Generator::resume`] |
 //!
 //! ## Many hubs (every core)
@@ -99,6 +104,15 @@
 //! down returns [`runtime::SpawnError::ShutDown`]. A panic in one hub's task is caught like any
 //! task's and never takes down a hub. See [`runtime`] for the details and
 //! `examples/multicore_echo_server.rs` for a complete server.
+
+//! ## Every core: processes
+//! One hub uses one core. [`process`] is the seed's answer: child processes with std's
+//! `Command` API whose waits and pipes park only the task, closures run in forked children
+//! (each with a fresh hub) talking through pipes and queues, a process [`process::Pool`], and
+//! [`process::Prefork`] servers — N worker processes, each with its own hub and its own
+//! `SO_REUSEPORT` listener. [`signal`] lets a task wait for SIGTERM. The [`process`] module
+//! docs say what a fork copies (only the calling thread; the parent's tasks are leaked in the
+//! child, never run or dropped) and what grove resets.
 //!
 //! ## Seeing inside the hub
 //! [`debug::metrics`] is a cheap `Copy` snapshot of this thread's hub (tasks alive, ready and
@@ -159,7 +173,11 @@ pub mod io;
 pub mod monkey;
 pub mod net;
 pub mod runtime;
+// fork, and calling a pool job through a function address, live in `process`.
+#[allow(unsafe_code)]
+pub mod process;
 pub mod select;
+pub mod signal;
 pub mod sync;
 mod task;
 pub mod threadpool;

@@ -123,6 +123,28 @@ lacks!(Generator<(), u32, ()>, Send);
 has!(JoinError: Send);
 lacks!(JoinError, Sync);
 
+// Processes and signals: what waits on the hub's reactor is tied to its hub (a forked child
+// gets its own copy, re-registered with its own hub); builders and plain values cross threads.
+not_send_nor_sync!(
+    grove::process::Child,
+    grove::process::ChildStdin,
+    grove::process::ChildStdout,
+    grove::process::ChildStderr,
+    grove::process::Process,
+    grove::process::Connection,
+    grove::process::Queue<u32>,
+    grove::process::Lock,
+    grove::process::LockGuard<'static>,
+    grove::process::Pool,
+    grove::process::ApplyResult<u32>,
+    grove::signal::Signals,
+);
+send_and_sync!(
+    grove::process::Command,
+    grove::process::Prefork,
+    grove::process::JobError,
+);
+
 #[test]
 fn the_static_assertions_above_compile() {
     // The proofs are the `const` items: this file compiles only if every claim holds.

@@ -16,6 +16,7 @@
 pub(crate) mod control;
 pub(crate) mod foreign;
 pub(crate) mod inspect;
+pub(crate) mod fork;
 pub(crate) mod reactor;
 pub(crate) mod remote;
 #[allow(unsafe_code)]

@@ -65,7 +65,8 @@ impl Drop for IoWaiter {
 /// The OS side, created on first use.
 struct Sys {
     poller: RefCell<Poller>,
-    remote: Arc<RemoteShared>,
+    /// Replaced only in a forked child (see [`Reactor::reset_in_child`]).
+    remote: RefCell<Arc<RemoteShared>>,
 }
 
 /// The half of the reactor other threads may touch. A poster touches the flags and the inbox
@@ -205,7 +206,7 @@ impl Reactor {
         });
         let sys = Sys {
             poller: RefCell::new(poller),
-            remote,
+            remote: RefCell::new(remote),
         };
         Ok(self.sys.get_or_init(|| sys))
     }
@@ -267,7 +268,7 @@ impl Reactor {
     /// A handle other threads use to report finished jobs.
     pub(crate) fn remote(&self) -> io::Result<Remote> {
         Ok(Remote {
-            shared: self.sys()?.remote.clone(),
+            shared: self.sys()?.remote.borrow().clone(),
         })
     }
 
@@ -289,7 +290,7 @@ impl Reactor {
     pub(crate) fn close_remote(&self) {
         if let Some(sys) = self.sys.get() {
             let left = Remote {
-                shared: sys.remote.clone(),
+                shared: sys.remote.borrow().clone(),
             }
             .close();
             drop(left);
@@ -330,6 +331,51 @@ impl Reactor {
         done
     }
 
+    /// In a forked child (see `hub::fork`): a new epoll instance and eventfd (the inherited
+    /// ones are shared with the parent: using them would steal its events), every fd still
+    /// registered registered again with it, and the parent's waiters forgotten (their fibers
+    /// never run here; the wakers are leaked with them, not dropped).
+    pub(crate) fn reset_in_child(&self) {
+        self.io_waiters.set(0);
+        std::mem::forget(std::mem::take(&mut *self.remote_jobs.borrow_mut()));
+        let Some(sys) = self.sys.get() else {
+            return;
+        };
+        let fresh = Poller::new().and_then(|poller| {
+            let eventfd = EventFd::new()?;
+            poller.add(eventfd.raw(), REMOTE_TOKEN)?;
+            Ok((poller, eventfd))
+        });
+        let (poller, eventfd) = match fresh {
+            Ok(p) => p,
+            Err(e) => {
+                // No new epoll (EMFILE): the child keeps the shared one, which still works
+                // for its own fds but may see the parent's events; say so.
+                log::error!("grove: cannot create a reactor for the forked child: {e}");
+                return;
+            }
+        };
+        for (_, slot) in self.slots.borrow().iter() {
+            if let Some(source) = slot {
+                source.reset_in_child();
+                if let Err(e) = poller.add(source.fd(), source.token()) {
+                    log::warn!(
+                        "grove: fd {} cannot follow into the child: {e}",
+                        source.fd()
+                    );
+                    source.close();
+                }
+            }
+        }
+        *sys.poller.borrow_mut() = poller;
+        *sys.remote.borrow_mut() = Arc::new(RemoteShared {
+            eventfd,
+            inbox: Mutex::new(Inbox::default()),
+            posted: AtomicBool::new(false),
+            sleeping: AtomicBool::new(false),
+        });
+    }
+
     /// Whether some task waits on I/O.
     pub(crate) fn has_waiters(&self) -> bool {
         self.io_waiters.get() > 0 || !self.remote_jobs.borrow().is_empty()
@@ -359,7 +405,7 @@ impl Reactor {
                 return;
             }
         };
-        let remote = &sys.remote;
+        let remote = sys.remote.borrow();
         let mut timeout = timeout_ms;
         if timeout != Some(0) {
             remote.sleeping.store(true, Ordering::SeqCst);
@@ -388,7 +434,7 @@ impl Reactor {
     fn dispatch(&self, ev: &Event, sys: &Sys) {
         if ev.token == REMOTE_TOKEN {
             // The inbox itself is read after the events (`posted` says whether to).
-            sys.remote.eventfd.drain();
+            sys.remote.borrow().eventfd.drain();
             return;
         }
         let index = (ev.token & 0xffff_ffff) as usize;
@@ -402,7 +448,8 @@ impl Reactor {
 
     fn finish_remote(&self, sys: &Sys) {
         let (done, run) = {
-            let mut inbox = sys.remote.inbox.lock().unwrap_or_else(|e| e.into_inner());
+            let remote = sys.remote.borrow().clone();
+            let mut inbox = remote.inbox.lock().unwrap_or_else(|e| e.into_inner());
             (
                 std::mem::take(&mut inbox.done),
                 std::mem::take(&mut inbox.run),

@@ -339,6 +339,16 @@ impl Source {
         self.dir(interest).io(share, nonblocking, deadline, op)
     }
 
+    /// In a forked child: the parent's tasks that waited here will never run, so the turns
+    /// they held are released and readiness is unknown again (the next call tries the
+    /// syscall). Their wakers stay queued; waking one is a no-op (its fiber is dead).
+    pub(super) fn reset_in_child(&self) {
+        for dir in [&self.read, &self.write] {
+            dir.busy.set(false);
+            dir.ready.set(true);
+        }
+    }
+
     /// An epoll event for this source.
     pub(super) fn on_event(&self, ev: &Event) {
         if ev.read_closed {

@@ -17,6 +17,8 @@
 pub(crate) mod debug_signal;
 pub(crate) mod affinity;
 mod epoll;
+pub(crate) mod process;
+pub(crate) mod signal;
 pub(crate) mod socket;
 pub(crate) mod watchdog;
 

@@ -31,6 +31,50 @@ pub(crate) fn domain_of(addr: &SocketAddr) -> libc::c_int {
 /// Starts connecting `fd` to `addr`. A non-blocking socket usually answers
 /// `EINPROGRESS` (as an `io::Error` with raw os error `EINPROGRESS`).
 pub(crate) fn connect_inet(fd: &OwnedFd, addr: &SocketAddr) -> io::Result<()> {
+    with_sockaddr(addr, |ptr, len| {
+        // SAFETY: `ptr` points to a fully initialised sockaddr of `len` bytes, valid for the
+        // call.
+        match syscall!(connect(fd.as_raw_fd(), ptr, len)) {
+            Ok(_) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EISCONN) => Ok(()),
+            Err(e) => Err(e),
+        }
+    })
+}
+
+/// A non-blocking TCP socket bound to `addr` with `SO_REUSEADDR` and `SO_REUSEPORT`, listening
+/// if `listen` (one listener per pre-fork worker; the kernel spreads connections among them).
+/// Bound but not listening, it only reserves the port: it takes no connections.
+pub(crate) fn bind_reuseport(addr: &SocketAddr, listen: bool) -> io::Result<OwnedFd> {
+    let fd = nonblocking_socket(domain_of(addr), libc::SOCK_STREAM)?;
+    let one: libc::c_int = 1;
+    for opt in [libc::SO_REUSEADDR, libc::SO_REUSEPORT] {
+        let (val, len) = (
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+        // SAFETY: `val` points to a c_int of `len` bytes, valid for the call.
+        syscall!(setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, opt, val, len))?;
+    }
+    // SAFETY: `ptr` points to a fully initialised sockaddr of `len` bytes, valid for the call.
+    with_sockaddr(addr, |ptr, len| syscall!(bind(fd.as_raw_fd(), ptr, len)))?;
+    if listen {
+        self::listen(fd.as_raw_fd(), 4096)?;
+    }
+    Ok(fd)
+}
+
+/// Calls `f` with `addr` as a C sockaddr and its length.
+fn with_sockaddr<R>(
+    addr: &SocketAddr,
+    f: impl FnOnce(*const libc::sockaddr, libc::socklen_t) -> R,
+) -> R {
+    fn call<A, R>(a: &A, f: impl FnOnce(*const libc::sockaddr, libc::socklen_t) -> R) -> R {
+        f(
+            (a as *const A).cast(),
+            std::mem::size_of::<A>() as libc::socklen_t,
+        )
+    }
     match addr {
         SocketAddr::V4(a) => {
             let sin = libc::sockaddr_in {
@@ -41,7 +85,7 @@ pub(crate) fn connect_inet(fd: &OwnedFd, addr: &SocketAddr) -> io::Result<()> {
                 },
                 sin_zero: [0; 8],
             };
-            connect_raw(fd.as_raw_fd(), &sin)
+            call(&sin, f)
         }
         SocketAddr::V6(a) => {
             let sin6 = libc::sockaddr_in6 {
@@ -53,7 +97,7 @@ pub(crate) fn connect_inet(fd: &OwnedFd, addr: &SocketAddr) -> io::Result<()> {
                 },
                 sin6_scope_id: a.scope_id(),
             };
-            connect_raw(fd.as_raw_fd(), &sin6)
+            call(&sin6, f)
         }
     }
 }
