@@ -26,13 +26,15 @@ mod servers;
 
 #[path = "echo/grove_server.rs"]
 mod grove_server;
+#[path = "echo/mt_servers.rs"]
+mod mt_servers;
 
 use client::Client;
 use measure::{drive_for, CpuTicks, Method, SyscallCounter, UserSampler};
 
 const USAGE: &str = "\
 usage: echo [--conns 100,1000,5000] [--secs 3] [--warmup 1] [--perf-secs 1.5]
-            [--servers grove,tokio,may,threads] [--counter auto|perf|strace|none]
+            [--servers grove,tokio,may,threads,grove-watchdog] [--counter auto|perf|strace|none]
             [--split perf|proc]
             [--hold 10000] [--hold-server grove]
        echo server KIND        (internal: run one echo server)";
@@ -42,6 +44,17 @@ pub const SERVER_CPU: usize = 0;
 const CLIENT_CPU: usize = 1;
 
 const KINDS: [&str; 4] = ["grove", "tokio", "may", "threads"];
+/// Servers that can be asked for by name but do not run by default: `grove-watchdog` is the
+/// grove server with `grove::debug::watchdog` on (its overhead).
+const EXTRA_KINDS: [&str; 1] = ["grove-watchdog"];
+
+/// Servers with several hubs / workers (`ECHO_HUBS`, default 2), measured on request
+/// (`--servers grove-mt,tokio-mt,may-mt`), not by default.
+const MT_KINDS: [&str; 3] = ["grove-mt", "tokio-mt", "may-mt"];
+
+fn known_kind(kind: &str) -> bool {
+    KINDS.contains(&kind) || MT_KINDS.contains(&kind) || EXTRA_KINDS.contains(&kind)
+}
 
 /// Round trips each held connection runs once all of them are open.
 const HOLD_ROUNDS: u64 = 3;
@@ -75,7 +88,9 @@ fn main() {
 /// The child side: pin to CPU 0, then serve until killed. On a setup error the first stdout
 /// line says why instead of `listening PORT`.
 fn server_main(kind: &str) -> i32 {
-    pin_to_cpu(SERVER_CPU);
+    if !mt_servers::spread(kind) {
+        pin_to_cpu(SERVER_CPU);
+    }
     raise_open_file_limit();
     match servers::run(kind) {
         Ok(()) => 0,
@@ -147,7 +162,7 @@ impl Options {
                 "--hold" => options.hold = value.parse().map_err(|_| bad())?,
                 _ => {
                     options.hold_server = value.clone();
-                    if !KINDS.contains(&value.as_str()) {
+                    if !known_kind(value) {
                         return Err(bad());
                     }
                 }
@@ -168,10 +183,7 @@ fn parse_secs(value: &str) -> Option<f64> {
 
 fn parse_kinds(value: &str) -> Option<Vec<String>> {
     let kinds: Vec<String> = value.split(',').map(|k| k.trim().to_string()).collect();
-    kinds
-        .iter()
-        .all(|k| KINDS.contains(&k.as_str()))
-        .then_some(kinds)
+    kinds.iter().all(|k| known_kind(k)).then_some(kinds)
 }
 
 /// A server child process; killed when dropped.

@@ -32,13 +32,18 @@ mod servers;
 
 #[path = "echo/grove_server.rs"]
 mod grove_server;
+#[allow(dead_code)] // echo-only switches (ECHO_MT_SPREAD)
+#[path = "echo/mt_servers.rs"]
+mod mt_servers;
 
 #[path = "models/chart.rs"]
 mod chart;
+#[path = "models/gevent.rs"]
+mod gevent;
 #[path = "models/group.rs"]
 mod group;
-#[path = "models/peers.rs"]
-mod peers;
+#[path = "models/prefork_server.rs"]
+mod prefork_server;
 #[path = "models/seed_servers.rs"]
 mod seed_servers;
 
@@ -48,7 +53,7 @@ use measure::{drive_for, CpuTicks};
 
 const USAGE: &str = "\
 usage: models [--conns 100,1000,5000,5000/100] [--secs 2] [--warmup 0.5] [--idle 0.5] [--connect-limit 20]
-              [--servers fork,threads,poll,busy,grove,tokio-mt,may-mt,gevent]
+              [--servers fork,threads,poll,busy,grove,grove-mt,grove-prefork,tokio-mt,may-mt,gevent]
               [--workers N] [--svg docs/models.svg|none] [--csv target/models.csv]
        models --from-csv FILE [--svg …]   (redraw the table and chart from saved figures)
        models server KIND WORKERS          (internal: run one echo server)";
@@ -85,6 +90,14 @@ pub const MODELS: &[Model] = &[
     Model {
         kind: "grove",
         label: "grove, 1 hub",
+    },
+    Model {
+        kind: "grove-mt",
+        label: "grove, N hubs (Runtime: a SO_REUSEPORT listener per hub)",
+    },
+    Model {
+        kind: "grove-prefork",
+        label: "grove pre-fork: N worker processes, a hub each",
     },
     Model {
         kind: "tokio-mt",
@@ -148,9 +161,13 @@ fn server_main(kind: &str, workers: usize) -> i32 {
         "poll" => seed_servers::poll_server(),
         "busy" => seed_servers::busy_server(),
         "grove" => grove_server::run(),
-        "tokio-mt" => peers::tokio_mt_server(workers),
-        "may-mt" => peers::may_mt_server(workers),
-        "gevent" => peers::gevent_server(),
+        "grove-mt" | "tokio-mt" | "may-mt" => {
+            // echo's N-thread servers take N from the environment.
+            std::env::set_var("ECHO_HUBS", workers.to_string());
+            servers::run(kind)
+        }
+        "grove-prefork" => prefork_server::run(workers),
+        "gevent" => gevent::gevent_server(),
         _ => Err(io::Error::other(format!("unknown server kind {kind:?}"))),
     };
     match result {

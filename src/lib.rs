@@ -51,8 +51,68 @@
 //! | `gevent.socket`, `socket.create_connection` | [`net::TcpStream`], [`net::TcpListener`], [`net::UdpSocket`], [`net::UnixStream`] (std's API) |
 //! | `gevent.server.StreamServer(addr, handle, spawn=Pool(n))` | [`net::StreamServer::bind`]`(addr, handler)`, `.max_connections(n)` |
 //! | `gevent.select.select(r, w, x, t)`; `wait_read(fd)` | [`select::select`]`(r, w, t)`; [`io::wait_readable`]`(fd, t)` |
+//! | gunicorn workers / `multiprocessing` for more cores | [`Runtime`] (a hub per core), [`Runtime::spawn_on`], [`net::RuntimeServer`] |
+//! | `queue.Queue` between threads | [`sync::mpsc::channel`], [`sync::mpsc::sync_channel`] |
 //! | `gevent.get_hub().threadpool.spawn(f)`; the threadpool resolver | [`threadpool::spawn_blocking`]`(f)`; [`net::lookup_host`] |
+//! | `gevent.subprocess.Popen`, `check_output` | [`process::Command`] (std's API; waits and pipes park the task) |
+//! | `multiprocessing.Process(target=f)`, `Pipe()`, `Queue()`, `Lock()` | [`process::Process::spawn`]`(f)`, [`process::pipe`], [`process::Queue`], [`process::Lock`] |
+//! | `multiprocessing.Pool(5).apply_async(f, args, callback)`, `map` | [`process::Pool`] |
+//! | gunicorn's pre-fork workers | [`process::Prefork`] |
+//! | `gevent.signal_handler(SIGTERM, f)` | [`signal::signal_handler`], [`signal::Signals`] |
 //! | a generator with `x = yield v` / `send(x)` | [`generator::Generator`], [`generator::Yielder::suspend`] / [`generator::Generator::resume`] |
+//!
+//! ## Many hubs (every core)
+//! One hub uses one core. A [`Runtime`] runs N hubs, one OS thread each (default: one per
+//! available core; [`runtime::RuntimeBuilder::pin_cores`] pins them), each with its own run queue,
+//! timers and reactor — thread-per-core, as in seastar or glommio, but with blocking-style code.
+//! **Tasks never migrate**, so inside a hub nothing changes: `spawn` takes non-`Send` closures and
+//! `Rc` works. Only three things cross hubs, and each wakes the other hub through its eventfd at
+//! most once per batch (no syscall at all while that hub is busy):
+//!
+//! - [`Runtime::spawn_on`]`(hub, f)` (or [`spawn_on`] from inside a hub) starts a task from a
+//!   `Send` closure and returns a `Send` [`RemoteJoinHandle`]: join it from any hub (the task
+//!   parks) or any plain thread; [`current_hub`] says where you are;
+//! - [`sync::mpsc`]: std's `channel` / `sync_channel` shapes, senders usable from any thread, a
+//!   receiver that parks its task;
+//! - [`net::RuntimeServer`]: a [`net::StreamServer`] per hub, each on its own `SO_REUSEPORT`
+//!   listener, so connections spread over the hubs without crossing them.
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use grove::{net::RuntimeServer, sync::mpsc, Runtime};
+//!
+//! let rt = Runtime::builder().hubs(2).build()?;
+//! let (seen, log) = mpsc::channel();
+//! let server = RuntimeServer::bind(&rt, "127.0.0.1:0", move |mut conn: grove::net::TcpStream, _| {
+//!     let mut buf = [0; 16];
+//!     let n = conn.read(&mut buf).unwrap_or(0);
+//!     let _ = conn.write_all(&buf[..n]);
+//!     let _ = seen.send(grove::current_hub()); // crosses to whoever holds `log`
+//! })?;
+//! let mut client = std::net::TcpStream::connect(server.local_addr())?;
+//! client.write_all(b"hi")?;
+//! let mut reply = [0; 2];
+//! client.read_exact(&mut reply)?;
+//! assert!(log.recv().unwrap().is_some()); // main parks; a hub answered
+//! server.stop();
+//! rt.shutdown(std::time::Duration::from_secs(1));
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! Shutdown ([`Runtime::shutdown`], or dropping the runtime) stops the servers' acceptors, lets
+//! running tasks finish within a timeout and then kills the rest; `spawn_on` to a hub that has shut
+//! down returns [`runtime::SpawnError::ShutDown`]. A panic in one hub's task is caught like any
+//! task's and never takes down a hub. See [`runtime`] for the details and
+//! `examples/multicore_echo_server.rs` for a complete server.
+
+//! ## Every core: processes
+//! One hub uses one core. [`process`] is the seed's answer: child processes with std's
+//! `Command` API whose waits and pipes park only the task, closures run in forked children
+//! (each with a fresh hub) talking through pipes and queues, a process [`process::Pool`], and
+//! [`process::Prefork`] servers — N worker processes, each with its own hub and its own
+//! `SO_REUSEPORT` listener. [`signal`] lets a task wait for SIGTERM. The [`process`] module
+//! docs say what a fork copies (only the calling thread; the parent's tasks are leaked in the
+//! child, never run or dropped) and what grove resets.
 //!
 //! ## Seeing inside the hub
 //! [`debug::metrics`] is a cheap `Copy` snapshot of this thread's hub (tasks alive, ready and
@@ -60,6 +120,10 @@
 //! hook on every switch (greenlet's `settrace`) — enough to build a per-task CPU-time table.
 //! [`debug::set_seed`] (or `GROVE_SEED=n`) runs ready tasks in a reproducible pseudo-random
 //! order, so a test can shake out ordering bugs and replay the failing seed.
+//! [`debug::dump`] lists every task with what it waits on, for how long, who holds it and where
+//! it was spawned (`kill -USR2` prints it with `GROVE_DUMP_SIGNAL=1`); [`debug::watchdog`]
+//! reports a task that keeps the hub from switching; "would block forever" panics name holders
+//! and wait-for cycles. The debugging chapter, `docs/debugging.md`, shows each output.
 //!
 //! ## Caveats
 //! - **A call that blocks the OS thread blocks every task on it**: `std::thread::sleep`, std's
@@ -108,7 +172,12 @@ pub mod io;
 #[allow(unsafe_code)]
 pub mod monkey;
 pub mod net;
+pub mod runtime;
+// fork, and calling a pool job through a function address, live in `process`.
+#[allow(unsafe_code)]
+pub mod process;
 pub mod select;
+pub mod signal;
 pub mod sync;
 mod task;
 pub mod threadpool;
@@ -118,6 +187,7 @@ pub use coro::generator;
 pub use coro::stack::{
     default_stack_size, set_default_stack_size, DEFAULT_STACK_SIZE, MIN_STACK_SIZE,
 };
+pub use runtime::{current_hub, spawn_on, RemoteJoinHandle, Runtime};
 pub use task::{
     join_all, sleep, sleep_until, spawn, spawn_later, yield_now, Builder, JoinError, JoinHandle,
 };

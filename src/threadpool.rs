@@ -253,3 +253,28 @@ fn worker() {
         }
     }
 }
+
+/// The pool's lock, held across a `fork` (see `grove::process`): no worker is inside the pool's
+/// bookkeeping when the child is made, so the child finds it consistent.
+pub(crate) struct ForkLock(MutexGuard<'static, State>);
+
+/// Takes the pool's lock before a fork.
+pub(crate) fn fork_lock() -> ForkLock {
+    ForkLock(lock(&POOL.state))
+}
+
+impl ForkLock {
+    /// Workers running a job right now (their jobs will not exist in a forked child).
+    pub(crate) fn busy(&self) -> usize {
+        self.0.threads - self.0.idle.min(self.0.threads)
+    }
+
+    /// In a forked child: the workers did not come along (fork copies only the calling thread),
+    /// so the pool starts empty and the next job starts a worker. Queued jobs belong to the
+    /// parent's tasks, which never run here: they are leaked, not run or dropped.
+    pub(crate) fn reset_in_child(mut self) {
+        std::mem::forget(std::mem::take(&mut self.0.jobs));
+        self.0.threads = 0;
+        self.0.idle = 0;
+    }
+}

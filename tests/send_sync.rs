@@ -92,7 +92,29 @@ send_and_sync!(
     PutTimeoutError<u32>,
     PoolFull<u32>,
     GeneratorState<u32, u32>,
+    grove::debug::Dump,
+    grove::debug::Metrics,
+    grove::debug::SwitchEvent,
 );
+
+// Many hubs: the runtime, its handles and cross-hub channels cross threads (for `T: Send`).
+send_and_sync!(
+    grove::Runtime,
+    grove::runtime::Handle,
+    grove::runtime::RuntimeBuilder,
+    grove::runtime::SpawnError,
+    grove::RemoteJoinHandle<u32>,
+    grove::net::RuntimeServer,
+    grove::net::RuntimeServerBuilder,
+    grove::sync::mpsc::Sender<u32>,
+    grove::sync::mpsc::SyncSender<u32>,
+);
+// As std's: the receiver may move to another thread but not be shared.
+has!(grove::sync::mpsc::Receiver<u32>: Send);
+lacks!(grove::sync::mpsc::Receiver<u32>, Sync);
+// A value that may not leave its thread cannot cross a channel or a remote join.
+lacks!(grove::sync::mpsc::Sender<std::rc::Rc<u32>>, Send);
+lacks!(grove::RemoteJoinHandle<std::rc::Rc<u32>>, Send);
 
 // A generator runs on its resumer's thread; through `&` it only says whether it is done.
 lacks!(Generator<(), u32, ()>, Send);
@@ -100,6 +122,28 @@ lacks!(Generator<(), u32, ()>, Send);
 // A panic payload is `Send` but not `Sync`.
 has!(JoinError: Send);
 lacks!(JoinError, Sync);
+
+// Processes and signals: what waits on the hub's reactor is tied to its hub (a forked child
+// gets its own copy, re-registered with its own hub); builders and plain values cross threads.
+not_send_nor_sync!(
+    grove::process::Child,
+    grove::process::ChildStdin,
+    grove::process::ChildStdout,
+    grove::process::ChildStderr,
+    grove::process::Process,
+    grove::process::Connection,
+    grove::process::Queue<u32>,
+    grove::process::Lock,
+    grove::process::LockGuard<'static>,
+    grove::process::Pool,
+    grove::process::ApplyResult<u32>,
+    grove::signal::Signals,
+);
+send_and_sync!(
+    grove::process::Command,
+    grove::process::Prefork,
+    grove::process::JobError,
+);
 
 #[test]
 fn the_static_assertions_above_compile() {

@@ -9,8 +9,12 @@
 //! Tokens carry the slot index and a generation, so an event for a closed-and-reused fd is
 //! ignored. Closing a source wakes its waiters, which then see an error.
 //!
-//! Work finished on other threads (the thread pool) is reported through [`Remote`]: the worker
-//! records the job id and pokes an eventfd; the hub wakes the task waiting for that id.
+//! Work finished on other threads (the thread pool, `sync::mpsc`, `spawn_on`'s join handles) is
+//! reported through [`Remote`], the hub's cross-thread inbox: another thread records a job id
+//! (or a closure to run on the hub) and pokes the hub. The hub wakes the task waiting for that
+//! id (or runs the closure) at its next poll. The poke writes the hub's eventfd only when the
+//! hub sleeps in `epoll_wait` and only once per batch: while the hub is busy, posting costs a
+//! lock and an atomic flag, and the hub finds the flag set between two batches.
 
 #![deny(unsafe_code)]
 
@@ -19,7 +23,8 @@ use std::collections::BTreeMap;
 use std::io;
 use std::os::fd::RawFd;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use super::sys::{Event, EventFd, Poller};
@@ -34,6 +39,9 @@ pub(crate) use source::{
 };
 
 const REMOTE_TOKEN: u64 = u64::MAX;
+/// Events of fds added with [`Reactor::watch_foreign`]: no slot has this index, so they are
+/// dropped after waking the poll.
+const FOREIGN_TOKEN: u64 = u64::MAX - 1;
 
 /// Counts a task parked on I/O for as long as it waits (so the hub knows I/O may wake it).
 struct IoWaiter;
@@ -57,16 +65,40 @@ impl Drop for IoWaiter {
 /// The OS side, created on first use.
 struct Sys {
     poller: RefCell<Poller>,
-    remote: Arc<RemoteShared>,
+    /// Replaced only in a forked child (see [`Reactor::reset_in_child`]).
+    remote: RefCell<Arc<RemoteShared>>,
 }
 
-/// The half of the reactor other threads may touch.
+/// The half of the reactor other threads may touch. A poster touches the flags and the inbox
+/// together, so they share one cache line (one miss per post, not three).
+#[repr(C, align(64))]
 struct RemoteShared {
+    /// Something was posted since the hub last emptied the inbox.
+    posted: AtomicBool,
+    /// The hub is in (or about to enter) a blocking `epoll_wait`: a poster must write the
+    /// eventfd. (With `posted`, a Dekker pair: the hub sets `sleeping` and then reads `posted`,
+    /// a poster sets `posted` and then reads `sleeping`; one of them sees the other.)
+    sleeping: AtomicBool,
+    inbox: Mutex<Inbox>,
     eventfd: EventFd,
-    done: Mutex<Vec<u64>>,
 }
 
-/// A `Send` handle through which another thread reports that job `id` finished.
+/// A closure another thread asked the hub to run (`Runtime::spawn_on`).
+pub(crate) type RemoteRun = Box<dyn FnOnce() + Send>;
+
+/// What other threads posted for the hub.
+#[derive(Default)]
+struct Inbox {
+    /// Finished jobs (ids from [`Reactor::begin_job`]).
+    done: Vec<u64>,
+    /// Closures to run on the hub.
+    run: Vec<RemoteRun>,
+    /// The hub no longer takes closures (it is shutting down or gone).
+    closed: bool,
+}
+
+/// A `Send` handle through which another thread reports that job `id` finished, or asks the
+/// hub to run a closure.
 #[derive(Clone)]
 pub(crate) struct Remote {
     shared: Arc<RemoteShared>,
@@ -75,10 +107,42 @@ pub(crate) struct Remote {
 impl Remote {
     /// Marks job `id` finished and wakes the hub.
     pub(crate) fn complete(&self, id: u64) {
-        if let Ok(mut done) = self.shared.done.lock() {
-            done.push(id);
+        self.inbox().done.push(id);
+        self.poke();
+    }
+
+    /// Asks the hub to run `f` at its next poll. Hands `f` back if the hub no longer takes
+    /// closures ([`Remote::close`]).
+    pub(crate) fn run(&self, f: RemoteRun) -> Result<(), RemoteRun> {
+        let mut inbox = self.inbox();
+        if inbox.closed {
+            return Err(f);
         }
-        self.shared.eventfd.notify();
+        inbox.run.push(f);
+        drop(inbox);
+        self.poke();
+        Ok(())
+    }
+
+    /// Refuses closures from now on; returns the ones not run yet (the caller decides whether
+    /// to run or drop them).
+    pub(crate) fn close(&self) -> Vec<RemoteRun> {
+        let mut inbox = self.inbox();
+        inbox.closed = true;
+        std::mem::take(&mut inbox.run)
+    }
+
+    fn inbox(&self) -> MutexGuard<'_, Inbox> {
+        self.shared.inbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Tells the hub that the inbox has news: the first post of a batch raises the flag, and
+    /// writes the eventfd only if the hub sleeps.
+    fn poke(&self) {
+        let s = &self.shared;
+        if !s.posted.swap(true, Ordering::SeqCst) && s.sleeping.load(Ordering::SeqCst) {
+            s.eventfd.notify();
+        }
     }
 }
 
@@ -136,11 +200,13 @@ impl Reactor {
         poller.add(eventfd.raw(), REMOTE_TOKEN)?;
         let remote = Arc::new(RemoteShared {
             eventfd,
-            done: Mutex::new(Vec::new()),
+            inbox: Mutex::new(Inbox::default()),
+            posted: AtomicBool::new(false),
+            sleeping: AtomicBool::new(false),
         });
         let sys = Sys {
             poller: RefCell::new(poller),
-            remote,
+            remote: RefCell::new(remote),
         };
         Ok(self.sys.get_or_init(|| sys))
     }
@@ -162,6 +228,12 @@ impl Reactor {
         }
         self.slots.borrow_mut()[index].1 = Some(source.clone());
         Ok(source)
+    }
+
+    /// Adds an fd that is not a source (its events are ignored; they only end a blocking
+    /// poll): the signal-dump eventfd.
+    pub(crate) fn watch_foreign(&self, fd: RawFd) -> io::Result<()> {
+        self.sys()?.poller.borrow().add(fd, FOREIGN_TOKEN)
     }
 
     /// Unregisters a source before its fd is closed; tasks waiting on it wake with an error.
@@ -196,7 +268,7 @@ impl Reactor {
     /// A handle other threads use to report finished jobs.
     pub(crate) fn remote(&self) -> io::Result<Remote> {
         Ok(Remote {
-            shared: self.sys()?.remote.clone(),
+            shared: self.sys()?.remote.borrow().clone(),
         })
     }
 
@@ -206,6 +278,23 @@ impl Reactor {
         self.next_job.set(id + 1);
         self.remote_jobs.borrow_mut().insert(id, None);
         id
+    }
+
+    /// Forgets job `id` (its waiter gave up); a later completion is ignored.
+    pub(crate) fn forget_job(&self, id: u64) {
+        self.remote_jobs.borrow_mut().remove(&id);
+    }
+
+    /// Refuses closures from other threads and drops the ones still queued (the hub's thread
+    /// is exiting).
+    pub(crate) fn close_remote(&self) {
+        if let Some(sys) = self.sys.get() {
+            let left = Remote {
+                shared: sys.remote.borrow().clone(),
+            }
+            .close();
+            drop(left);
+        }
     }
 
     /// Parks the current task until job `id` completes (true) or `deadline` passes (false; the
@@ -242,6 +331,51 @@ impl Reactor {
         done
     }
 
+    /// In a forked child (see `hub::fork`): a new epoll instance and eventfd (the inherited
+    /// ones are shared with the parent: using them would steal its events), every fd still
+    /// registered registered again with it, and the parent's waiters forgotten (their fibers
+    /// never run here; the wakers are leaked with them, not dropped).
+    pub(crate) fn reset_in_child(&self) {
+        self.io_waiters.set(0);
+        std::mem::forget(std::mem::take(&mut *self.remote_jobs.borrow_mut()));
+        let Some(sys) = self.sys.get() else {
+            return;
+        };
+        let fresh = Poller::new().and_then(|poller| {
+            let eventfd = EventFd::new()?;
+            poller.add(eventfd.raw(), REMOTE_TOKEN)?;
+            Ok((poller, eventfd))
+        });
+        let (poller, eventfd) = match fresh {
+            Ok(p) => p,
+            Err(e) => {
+                // No new epoll (EMFILE): the child keeps the shared one, which still works
+                // for its own fds but may see the parent's events; say so.
+                log::error!("grove: cannot create a reactor for the forked child: {e}");
+                return;
+            }
+        };
+        for (_, slot) in self.slots.borrow().iter() {
+            if let Some(source) = slot {
+                source.reset_in_child();
+                if let Err(e) = poller.add(source.fd(), source.token()) {
+                    log::warn!(
+                        "grove: fd {} cannot follow into the child: {e}",
+                        source.fd()
+                    );
+                    source.close();
+                }
+            }
+        }
+        *sys.poller.borrow_mut() = poller;
+        *sys.remote.borrow_mut() = Arc::new(RemoteShared {
+            eventfd,
+            inbox: Mutex::new(Inbox::default()),
+            posted: AtomicBool::new(false),
+            sleeping: AtomicBool::new(false),
+        });
+    }
+
     /// Whether some task waits on I/O.
     pub(crate) fn has_waiters(&self) -> bool {
         self.io_waiters.get() > 0 || !self.remote_jobs.borrow().is_empty()
@@ -257,7 +391,9 @@ impl Reactor {
         self.has_waiters()
     }
 
-    /// Waits for events up to `timeout_ms` (`None`: until one arrives) and wakes their tasks.
+    /// Waits for events up to `timeout_ms` (`None`: until one arrives) and wakes their tasks;
+    /// then runs what other threads posted. A poll that may not block and has no fd to ask
+    /// about only reads the inbox flag (no `epoll_wait`).
     pub(crate) fn poll(&self, timeout_ms: Option<i32>) {
         let sys = match self.sys() {
             Ok(s) => s,
@@ -269,20 +405,36 @@ impl Reactor {
                 return;
             }
         };
-        let mut events = std::mem::take(&mut *self.events.borrow_mut());
-        if let Err(e) = sys.poller.borrow_mut().wait(timeout_ms, &mut events) {
-            log::error!("grove: epoll_wait failed: {e}");
+        let remote = sys.remote.borrow();
+        let mut timeout = timeout_ms;
+        if timeout != Some(0) {
+            remote.sleeping.store(true, Ordering::SeqCst);
+            if remote.posted.load(Ordering::SeqCst) {
+                timeout = Some(0);
+            }
         }
-        for ev in events.drain(..) {
-            self.dispatch(&ev, sys);
+        if timeout != Some(0) || self.io_waiters.get() > 0 {
+            let mut events = std::mem::take(&mut *self.events.borrow_mut());
+            if let Err(e) = sys.poller.borrow_mut().wait(timeout, &mut events) {
+                log::error!("grove: epoll_wait failed: {e}");
+            }
+            for ev in events.drain(..) {
+                self.dispatch(&ev, sys);
+            }
+            *self.events.borrow_mut() = events;
         }
-        *self.events.borrow_mut() = events;
+        if timeout_ms != Some(0) {
+            remote.sleeping.store(false, Ordering::Relaxed);
+        }
+        if remote.posted.load(Ordering::Acquire) && remote.posted.swap(false, Ordering::SeqCst) {
+            self.finish_remote(sys);
+        }
     }
 
     fn dispatch(&self, ev: &Event, sys: &Sys) {
         if ev.token == REMOTE_TOKEN {
-            sys.remote.eventfd.drain();
-            self.finish_remote(sys);
+            // The inbox itself is read after the events (`posted` says whether to).
+            sys.remote.borrow().eventfd.drain();
             return;
         }
         let index = (ev.token & 0xffff_ffff) as usize;
@@ -295,12 +447,65 @@ impl Reactor {
     }
 
     fn finish_remote(&self, sys: &Sys) {
-        let done = std::mem::take(&mut *sys.remote.done.lock().unwrap_or_else(|e| e.into_inner()));
+        let (done, run) = {
+            let remote = sys.remote.borrow().clone();
+            let mut inbox = remote.inbox.lock().unwrap_or_else(|e| e.into_inner());
+            (
+                std::mem::take(&mut inbox.done),
+                std::mem::take(&mut inbox.run),
+            )
+        };
         for id in done {
             let waker = self.remote_jobs.borrow_mut().remove(&id).flatten();
             if let Some(w) = waker {
                 w.wake(WakeReason::Notified);
             }
         }
+        for f in run {
+            f();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    /// A burst of posts from another thread costs the hub at most one eventfd write: none while
+    /// the hub is busy (not sleeping), one when it sleeps.
+    #[test]
+    fn a_burst_of_posts_wakes_the_hub_once_and_a_busy_hub_not_at_all() {
+        let remote = super::super::with(|h| h.reactor.remote()).unwrap();
+        let shared = remote.shared.clone();
+        let burst = |remote: &super::Remote| {
+            std::thread::scope(|s| {
+                s.spawn(|| (0..1000).for_each(|i| remote.complete(1_000_000 + i)));
+            });
+        };
+        // Busy: the hub is not in epoll_wait.
+        burst(&remote);
+        assert!(shared.posted.load(Ordering::SeqCst));
+        assert_eq!(
+            shared.eventfd.take_count(),
+            0,
+            "no eventfd write while busy"
+        );
+        super::super::with(|h| h.reactor.poll(Some(0)));
+        assert!(
+            !shared.posted.load(Ordering::SeqCst),
+            "the poll read the inbox"
+        );
+        assert!(shared.inbox.lock().unwrap().done.is_empty());
+        // Sleeping: exactly one write for the whole burst.
+        shared.sleeping.store(true, Ordering::SeqCst);
+        burst(&remote);
+        shared.sleeping.store(false, Ordering::SeqCst);
+        assert_eq!(
+            shared.eventfd.take_count(),
+            1,
+            "one eventfd write per batch"
+        );
+        super::super::with(|h| h.reactor.poll(Some(0)));
+        assert!(!shared.posted.load(Ordering::SeqCst));
     }
 }

@@ -54,7 +54,7 @@ mod udp;
 mod unix;
 
 pub use resolve::{lookup_host, ToSocketAddrs};
-pub use server::StreamServer;
+pub use server::{RuntimeServer, RuntimeServerBuilder, StreamServer};
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixIncoming, UnixListener, UnixStream};

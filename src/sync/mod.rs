@@ -3,7 +3,8 @@
 //!
 //! Every primitive here parks the waiting **task**, not the thread: while one task waits in
 //! [`Queue::get`], the others run. They are for the tasks of one thread (handles are `!Send`);
-//! they use `Rc` and `Cell` inside and cost no atomic operation.
+//! they use `Rc` and `Cell` inside and cost no atomic operation. The exception is [`mpsc`],
+//! std's channel shapes for crossing threads and hubs.
 //!
 //! | gevent | grove |
 //! |---|---|
@@ -15,6 +16,7 @@
 //! | `lock.Semaphore(1)` around data | [`Mutex`] (its guard may be held across a park) |
 //! | `pool.Pool`, `pool.Group` | [`Pool`], [`Group`] |
 //! | `local.local` | [`Local`], [`task_local!`](crate::task_local) |
+//! | `std::sync::mpsc` across hubs and threads | [`mpsc::channel`], [`mpsc::sync_channel`] |
 //!
 //! ## Semantics shared by all of them
 //! - **Handles.** `Event`, `AsyncResult`, `Queue`, `Channel`, the semaphores, `Pool` and `Group`
@@ -77,6 +79,7 @@ mod error;
 mod event;
 mod group;
 mod local;
+pub mod mpsc;
 mod mutex;
 mod pool;
 mod queue;

@@ -183,3 +183,44 @@ pub fn cpu_time() -> std::time::Duration {
     let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
     std::time::Duration::from_millis(ticks * 10)
 }
+
+/// Like [`run_child_within`], for scenarios that fork: the child runs in a process group of
+/// its own, and on timeout the whole group is killed (a forked grandchild holding the output
+/// pipes would otherwise keep the wait going after the child itself was killed).
+#[track_caller]
+pub fn run_child_group_within(test: &str, scenario: &str, limit: std::time::Duration) -> Output {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().expect("test binary path");
+    let child = Command::new(exe)
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, scenario)
+        .env("RUST_BACKTRACE", "0")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("re-run the test binary");
+    let pgid = child.id() as libc::pid_t;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    match rx.recv_timeout(limit) {
+        Ok(out) => {
+            // SAFETY: kill takes only integers; stragglers of the scenario's group, if any.
+            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+            out.expect("wait for the child")
+        }
+        Err(_) => {
+            // SAFETY: kill takes only integers; `-pgid` is the scenario's own process group.
+            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+            let out = rx
+                .recv()
+                .expect("the waiting thread")
+                .expect("child output");
+            panic!(
+                "child scenario {scenario:?} hung (killed after {limit:?}):\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}

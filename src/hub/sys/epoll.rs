@@ -65,13 +65,28 @@ impl Poller {
             u64: token,
         };
         // SAFETY: `ev` is valid for the call; an invalid fd is reported as an error.
-        syscall!(epoll_ctl(
+        let added = syscall!(epoll_ctl(
             self.epfd.as_raw_fd(),
             libc::EPOLL_CTL_ADD,
             fd,
             &mut ev
-        ))
-        .map(drop)
+        ));
+        match added {
+            // The number was registered before for the same open file, and closed in between
+            // while another descriptor kept the file open (dup2 over it): epoll still holds
+            // that entry. Re-arm it under the new token (MOD also reports current readiness).
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                // SAFETY: as above.
+                syscall!(epoll_ctl(
+                    self.epfd.as_raw_fd(),
+                    libc::EPOLL_CTL_MOD,
+                    fd,
+                    &mut ev
+                ))
+                .map(drop)
+            }
+            r => r.map(drop),
+        }
     }
 
     /// Removes `fd` from the interest list (errors are ignored: a closed fd is gone already).
@@ -141,6 +156,15 @@ impl EventFd {
         let mut v: u64 = 0;
         // SAFETY: reads 8 bytes into a valid u64; EAGAIN means it was already drained.
         let _ = syscall!(read(self.fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8));
+    }
+
+    /// Reads and resets the counter: how many notifications arrived since the last read.
+    #[cfg(test)]
+    pub(crate) fn take_count(&self) -> u64 {
+        let mut v: u64 = 0;
+        // SAFETY: reads 8 bytes into a valid u64; EAGAIN means the counter was zero.
+        let _ = syscall!(read(self.fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8));
+        v
     }
 
     /// The raw fd, for registering with the poller.

@@ -31,6 +31,50 @@ pub(crate) fn domain_of(addr: &SocketAddr) -> libc::c_int {
 /// Starts connecting `fd` to `addr`. A non-blocking socket usually answers
 /// `EINPROGRESS` (as an `io::Error` with raw os error `EINPROGRESS`).
 pub(crate) fn connect_inet(fd: &OwnedFd, addr: &SocketAddr) -> io::Result<()> {
+    with_sockaddr(addr, |ptr, len| {
+        // SAFETY: `ptr` points to a fully initialised sockaddr of `len` bytes, valid for the
+        // call.
+        match syscall!(connect(fd.as_raw_fd(), ptr, len)) {
+            Ok(_) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EISCONN) => Ok(()),
+            Err(e) => Err(e),
+        }
+    })
+}
+
+/// A non-blocking TCP socket bound to `addr` with `SO_REUSEADDR` and `SO_REUSEPORT`, listening
+/// if `listen` (one listener per pre-fork worker; the kernel spreads connections among them).
+/// Bound but not listening, it only reserves the port: it takes no connections.
+pub(crate) fn bind_reuseport(addr: &SocketAddr, listen: bool) -> io::Result<OwnedFd> {
+    let fd = nonblocking_socket(domain_of(addr), libc::SOCK_STREAM)?;
+    let one: libc::c_int = 1;
+    for opt in [libc::SO_REUSEADDR, libc::SO_REUSEPORT] {
+        let (val, len) = (
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+        // SAFETY: `val` points to a c_int of `len` bytes, valid for the call.
+        syscall!(setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, opt, val, len))?;
+    }
+    // SAFETY: `ptr` points to a fully initialised sockaddr of `len` bytes, valid for the call.
+    with_sockaddr(addr, |ptr, len| syscall!(bind(fd.as_raw_fd(), ptr, len)))?;
+    if listen {
+        self::listen(fd.as_raw_fd(), 4096)?;
+    }
+    Ok(fd)
+}
+
+/// Calls `f` with `addr` as a C sockaddr and its length.
+fn with_sockaddr<R>(
+    addr: &SocketAddr,
+    f: impl FnOnce(*const libc::sockaddr, libc::socklen_t) -> R,
+) -> R {
+    fn call<A, R>(a: &A, f: impl FnOnce(*const libc::sockaddr, libc::socklen_t) -> R) -> R {
+        f(
+            (a as *const A).cast(),
+            std::mem::size_of::<A>() as libc::socklen_t,
+        )
+    }
     match addr {
         SocketAddr::V4(a) => {
             let sin = libc::sockaddr_in {
@@ -41,7 +85,7 @@ pub(crate) fn connect_inet(fd: &OwnedFd, addr: &SocketAddr) -> io::Result<()> {
                 },
                 sin_zero: [0; 8],
             };
-            connect_raw(fd.as_raw_fd(), &sin)
+            call(&sin, f)
         }
         SocketAddr::V6(a) => {
             let sin6 = libc::sockaddr_in6 {
@@ -53,7 +97,7 @@ pub(crate) fn connect_inet(fd: &OwnedFd, addr: &SocketAddr) -> io::Result<()> {
                 },
                 sin6_scope_id: a.scope_id(),
             };
-            connect_raw(fd.as_raw_fd(), &sin6)
+            call(&sin6, f)
         }
     }
 }
@@ -94,6 +138,62 @@ pub(crate) fn connect_in_progress(err: &io::Error) -> bool {
         err.raw_os_error(),
         Some(libc::EINPROGRESS) | Some(libc::EALREADY)
     )
+}
+
+/// A listening TCP socket bound to `addr` with `SO_REUSEADDR` and `SO_REUSEPORT` set, so that
+/// several listeners (one per hub) share the port and the kernel spreads connections over them.
+pub(crate) fn reuseport_listener(
+    addr: &SocketAddr,
+    backlog: i32,
+) -> io::Result<std::net::TcpListener> {
+    let fd = nonblocking_socket(domain_of(addr), libc::SOCK_STREAM)?;
+    let one: libc::c_int = 1;
+    for opt in [libc::SO_REUSEADDR, libc::SO_REUSEPORT] {
+        // SAFETY: `one` is a valid c_int for the call, and its size is passed.
+        syscall!(setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            opt,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t
+        ))?;
+    }
+    match addr {
+        SocketAddr::V4(a) => bind_raw(fd.as_raw_fd(), &sockaddr_v4(a))?,
+        SocketAddr::V6(a) => bind_raw(fd.as_raw_fd(), &sockaddr_v6(a))?,
+    }
+    listen(fd.as_raw_fd(), backlog)?;
+    Ok(std::net::TcpListener::from(fd))
+}
+
+fn sockaddr_v4(a: &std::net::SocketAddrV4) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: a.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(a.ip().octets()),
+        },
+        sin_zero: [0; 8],
+    }
+}
+
+fn sockaddr_v6(a: &std::net::SocketAddrV6) -> libc::sockaddr_in6 {
+    libc::sockaddr_in6 {
+        sin6_family: libc::AF_INET6 as libc::sa_family_t,
+        sin6_port: a.port().to_be(),
+        sin6_flowinfo: a.flowinfo(),
+        sin6_addr: libc::in6_addr {
+            s6_addr: a.ip().octets(),
+        },
+        sin6_scope_id: a.scope_id(),
+    }
+}
+
+fn bind_raw<A>(fd: RawFd, addr: &A) -> io::Result<()> {
+    let len = std::mem::size_of::<A>() as libc::socklen_t;
+    let ptr = (addr as *const A).cast::<libc::sockaddr>();
+    // SAFETY: `ptr` points to a fully initialised sockaddr of `len` bytes, valid for the call.
+    syscall!(bind(fd, ptr, len)).map(drop)
 }
 
 /// Sets a listening socket's accept backlog (Linux caps it at `net.core.somaxconn`).
