@@ -1,7 +1,7 @@
 //! The seed's server models side by side (issue #10): a process per connection
 //! (`ForkingMixIn`), a thread per connection (`ThreadingMixIn`), a `select`/`poll` loop, a
-//! non-blocking busy loop (seed 004), next to grove, tokio multi-thread, may and gevent, all
-//! serving 64-byte echoes to echo's client.
+//! non-blocking busy loop (seed 004), next to grove (one hub, N hubs, pre-fork workers), tokio
+//! multi-thread, may and gevent, all serving 64-byte echoes to echo's client.
 //!
 //! Per server and connection count it records round trips per second, the server's CPU time
 //! per round trip (user + sys, summed over all its processes and threads), failed connections,
