@@ -320,7 +320,12 @@ fn draw_legend(area: &Area, run: &Run) -> Result<(), Error> {
         };
         area.draw(&Circle::new((x + 18, y), 4, marker))?;
         let style = TextStyle::from((FONT, 15)).pos(Pos::new(HPos::Left, VPos::Center));
-        area.draw(&Text::new(label(kind, run.workers), (x + 46, y), style))?;
+        let ran = run.rows.iter().any(|r| &r.kind == kind && r.result.is_ok());
+        let text = match ran {
+            true => label(kind, run.workers),
+            false => format!("{} — not run", label(kind, run.workers)),
+        };
+        area.draw(&Text::new(text, (x + 46, y), style))?;
         y += row_height;
     }
     let notes = [
