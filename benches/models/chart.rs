@@ -32,7 +32,7 @@ fn look(kind: &str) -> Look {
         "poll" => (RGBColor(140, 86, 75), true, 2, false),
         "busy" => (RGBColor(110, 110, 110), true, 2, false),
         "grove" => (RGBColor(0, 120, 0), false, 4, true),
-        "grove-hubs" => (RGBColor(90, 190, 40), false, 4, true),
+        "grove-mt" => (RGBColor(120, 200, 40), false, 4, true),
         "grove-prefork" => (RGBColor(0, 150, 140), false, 4, true),
         "tokio-mt" => (RGBColor(31, 119, 180), false, 2, false),
         "may-mt" => (RGBColor(148, 103, 189), false, 2, false),
@@ -93,9 +93,10 @@ const PANELS: [Panel; 5] = [
         log: true,
         value: |f, _| Some((f.peak_rss_kib as f64 / 1024.0).max(0.1)),
         format: |v| short(v),
-        // Forked processes share most pages: their proportional share is the real cost.
+        // Forked processes share most pages: where the sum counts them many times over, their
+        // proportional share (PSS) is the real cost.
         note: |f| {
-            (f.procs > 1).then(|| {
+            (f.procs > 10 && f.peak_rss_kib > 2 * f.pss_kib).then(|| {
                 (
                     format!("PSS {} MiB", short(f.pss_kib as f64 / 1024.0)),
                     false,
