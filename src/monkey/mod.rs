@@ -75,6 +75,9 @@
 //!   signal mask of `ppoll`/`epoll_pwait` is not applied while the task is parked.
 //! - **Sleeping**: `nanosleep`, `clock_nanosleep` (`CLOCK_REALTIME`, `CLOCK_MONOTONIC`,
 //!   `CLOCK_BOOTTIME`, relative or absolute), `usleep`, `sleep`. A zero sleep yields.
+//! - **`fork`**: the child starts with a fresh hub, as with gevent's `fork`: the parent's tasks
+//!   are left behind (never run, never dropped), grove's fds are re-registered with a new epoll,
+//!   the thread pool starts empty (see [`process`](crate::process) for what a fork copies).
 //! - **Name resolution**: `getaddrinfo` runs on grove's thread pool
 //!   ([`threadpool`](crate::threadpool)) while the task parks (glibc's resolver makes its own
 //!   socket calls internally, which no hook can see, so the whole call moves off the hub).
@@ -128,6 +131,7 @@ use crate::hub::reactor::{Deadline, Interest, Share, Source};
 mod dns;
 mod fds;
 mod fdtable;
+mod fork;
 mod io_hooks;
 mod poll;
 mod raw;
@@ -160,6 +164,7 @@ fn keep_hooks_linked() {
     std::hint::black_box(poll::ALL);
     std::hint::black_box(sleep::ALL);
     std::hint::black_box(dns::ALL);
+    std::hint::black_box(fork::ALL);
 }
 
 /// Whether the hooks are on (`patch_all` was called).
