@@ -5,6 +5,8 @@ use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
+mod util;
+
 /// A task waits in `epoll_wait` (timeout -1) on its own epoll fd watching a socket; the only
 /// thing that can wake it is data that a plain OS thread (no hub) sends 50 ms later. The hook
 /// parks the task until the epoll fd is readable, so `join` must wait for that I/O instead of
@@ -94,4 +96,84 @@ fn poll_hook_counts_as_pending_io() {
     });
     assert_eq!(waiter.join().unwrap(), (1, libc::POLLIN));
     drop(peer.join().unwrap());
+}
+
+/// A thread returns while one of its tasks is parked inside a hooked `read` (its peer never
+/// writes). The hub's teardown at thread exit must end that task (the hook fails, the task
+/// returns) and the thread must exit cleanly: not abort with "cannot access a Thread Local
+/// Storage value during or after destruction" / "panic in a destructor during cleanup".
+#[test]
+fn thread_exit_with_a_task_parked_in_a_hook() {
+    if util::child_scenario().is_some() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let thread = std::thread::spawn(move || {
+            grove::monkey::patch_all();
+            let reader = grove::spawn(move || {
+                use std::io::Read;
+                let mut conn = std::net::TcpStream::connect(addr).unwrap();
+                let mut buf = [0; 1];
+                let _ = conn.read(&mut buf);
+            });
+            grove::sleep(Duration::from_millis(20)); // the reader parks in `read`
+            drop(reader); // detached; the thread now exits with it parked
+        });
+        let (_peer, _) = listener.accept().unwrap();
+        thread.join().unwrap();
+        println!("thread exited");
+        return;
+    }
+    let out = util::run_child_within(
+        "thread_exit_with_a_task_parked_in_a_hook",
+        "exit",
+        Duration::from_secs(10),
+    );
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("thread exited"),
+        "{:?}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The same with the task parked in `epoll_wait` inside a tokio `block_on` (as the sync
+/// `postgres` crate does), when the thread exits.
+#[test]
+fn thread_exit_with_a_task_parked_in_tokio_block_on() {
+    if util::child_scenario().is_some() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let thread = std::thread::spawn(move || {
+            grove::monkey::patch_all();
+            let reader = grove::spawn(move || {
+                use tokio::io::AsyncReadExt;
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async {
+                    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+                    let mut buf = [0; 1];
+                    let _ = conn.read(&mut buf).await;
+                });
+            });
+            grove::sleep(Duration::from_millis(50)); // the reader parks in `epoll_wait`
+            drop(reader);
+        });
+        let (_peer, _) = listener.accept().unwrap();
+        thread.join().unwrap();
+        println!("thread exited");
+        return;
+    }
+    let out = util::run_child_within(
+        "thread_exit_with_a_task_parked_in_tokio_block_on",
+        "exit",
+        Duration::from_secs(10),
+    );
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("thread exited"),
+        "{:?}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
