@@ -65,13 +65,28 @@ impl Poller {
             u64: token,
         };
         // SAFETY: `ev` is valid for the call; an invalid fd is reported as an error.
-        syscall!(epoll_ctl(
+        let added = syscall!(epoll_ctl(
             self.epfd.as_raw_fd(),
             libc::EPOLL_CTL_ADD,
             fd,
             &mut ev
-        ))
-        .map(drop)
+        ));
+        match added {
+            // The number was registered before for the same open file, and closed in between
+            // while another descriptor kept the file open (dup2 over it): epoll still holds
+            // that entry. Re-arm it under the new token (MOD also reports current readiness).
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                // SAFETY: as above.
+                syscall!(epoll_ctl(
+                    self.epfd.as_raw_fd(),
+                    libc::EPOLL_CTL_MOD,
+                    fd,
+                    &mut ev
+                ))
+                .map(drop)
+            }
+            r => r.map(drop),
+        }
     }
 
     /// Removes `fd` from the interest list (errors are ignored: a closed fd is gone already).
