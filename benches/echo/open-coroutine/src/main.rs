@@ -64,13 +64,19 @@ fn silence_stdout() -> io::Result<()> {
 }
 
 fn main() {
-    let cpu: usize = std::env::args().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let cpu: usize = std::env::args()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     // SAFETY: cpu_set_t is plain data, valid all-zero; the pointers outlive the calls.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(cpu, &mut set);
         libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
             limit.rlim_cur = limit.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
