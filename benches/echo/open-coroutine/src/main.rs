@@ -63,6 +63,49 @@ fn silence_stdout() -> io::Result<()> {
     Ok(())
 }
 
+/// `echo-open-coroutine CPU clients ADDR N`: N open-coroutine tasks, each a plain std::net
+/// client doing 10 verified 64-byte round trips against the echo server at ADDR; reports what
+/// happened within 20 s (the "100 std::net clients" experiment).
+fn clients() {
+    let addr: std::net::SocketAddr = std::env::args().nth(3).unwrap().parse().unwrap();
+    let n: usize = std::env::args().nth(4).map_or(100, |n| n.parse().unwrap());
+    let start = std::time::Instant::now();
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            open_coroutine::task!(
+                move |()| -> io::Result<()> {
+                    let mut conn = std::net::TcpStream::connect(addr)?;
+                    let msg = [i as u8; 64];
+                    let mut back = [0u8; 64];
+                    for _ in 0..10 {
+                        conn.write_all(&msg)?;
+                        conn.read_exact(&mut back)?;
+                        assert_eq!(back, msg);
+                    }
+                    Ok(())
+                },
+                ()
+            )
+        })
+        .collect();
+    let (mut ok, mut failed) = (0, 0);
+    for h in handles {
+        let left = std::time::Duration::from_secs(20).saturating_sub(start.elapsed());
+        match h.timeout_join(left) {
+            Ok(Some(Ok(()))) => ok += 1,
+            Ok(other) => {
+                failed += 1;
+                eprintln!("client failed: {other:?}");
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("client join: {e}");
+            }
+        }
+    }
+    eprintln!("{ok} ok, {failed} failed in {:?}", start.elapsed());
+}
+
 fn main() {
     let cpu: usize = std::env::args()
         .nth(1)
@@ -83,6 +126,9 @@ fn main() {
         }
     }
     open_coroutine::init(open_coroutine::Config::single());
+    if std::env::args().nth(2).as_deref() == Some("clients") {
+        return clients();
+    }
     if let Err(e) = serve() {
         println!("error: {e}");
         std::process::exit(1);
