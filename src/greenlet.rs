@@ -163,6 +163,7 @@ impl<T: 'static> Greenlet<T> {
     /// # Errors
     /// An `io::Error` (kind `OutOfMemory`) naming the limit that was hit if no stack can be
     /// allocated.
+    #[track_caller]
     pub fn with_stack_size<F>(size: usize, f: F) -> io::Result<Self>
     where
         F: FnOnce(T) -> T + 'static,
@@ -172,7 +173,14 @@ impl<T: 'static> Greenlet<T> {
             f: std::cell::Cell::new(Some(f)),
             _values: PhantomData,
         });
-        let fiber = Fiber::new(Kind::Greenlet, id, None, size, body);
+        let fiber = Fiber::new(
+            Kind::Greenlet,
+            id,
+            None,
+            size,
+            body,
+            std::panic::Location::caller(),
+        );
         fiber.prepare()?;
         *fiber.switch().parent.borrow_mut() = Some(hub::current());
         hub::with(|h| h.register(&fiber));

@@ -60,6 +60,10 @@
 //! hook on every switch (greenlet's `settrace`) — enough to build a per-task CPU-time table.
 //! [`debug::set_seed`] (or `GROVE_SEED=n`) runs ready tasks in a reproducible pseudo-random
 //! order, so a test can shake out ordering bugs and replay the failing seed.
+//! [`debug::dump`] lists every task with what it waits on, for how long, who holds it and where
+//! it was spawned (`kill -USR2` prints it with `GROVE_DUMP_SIGNAL=1`); [`debug::watchdog`]
+//! reports a task that keeps the hub from switching; "would block forever" panics name holders
+//! and wait-for cycles. The debugging chapter, `docs/debugging.md`, shows each output.
 //!
 //! ## Caveats
 //! - **A call that blocks the OS thread blocks every task on it**: `std::thread::sleep`, std's

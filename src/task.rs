@@ -223,6 +223,7 @@ impl<T> JoinHandle<T> {
                 q.wait(what, None);
             } else {
                 self.shared().waiter.set(Some(hub::current_waker()));
+                hub::note_join(self.task.id());
                 hub::park(what);
             }
         }
@@ -272,6 +273,7 @@ impl Builder {
     /// # Errors
     /// An `io::Error` (kind `OutOfMemory`) naming the limit that was hit if no stack can be
     /// allocated.
+    #[track_caller]
     pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + 'static,
@@ -288,6 +290,7 @@ impl Builder {
     }
 
     /// Spawns the task lazily: its stack is taken when it first runs (see [`spawn`]).
+    #[track_caller]
     fn spawn_lazy<F, T>(self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + 'static,
@@ -303,6 +306,7 @@ impl Builder {
     ///
     /// # Errors
     /// As [`Builder::spawn`]: the stack is taken now.
+    #[track_caller]
     pub fn spawn_later<F, T>(self, delay: Duration, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + 'static,
@@ -316,12 +320,17 @@ impl Builder {
         }
         fiber.state.set(State::Parked);
         fiber.waiting_on.set("spawn_later");
+        fiber.parked_at.set(hub::now_ms());
+        fiber.park_obj.set(hub::inspect::deadline_note(
+            delay.as_millis().min(1 << 40) as u64
+        ));
         if let Some(at) = hub::timers::deadline_after(delay) {
             hub::add_timer(at, Action::Wake(Waker::for_park(fiber)));
         }
         Ok(handle)
     }
 
+    #[track_caller]
     fn create<F, T>(self, f: F) -> (JoinHandle<T>, Rc<Fiber>)
     where
         F: FnOnce() -> T + 'static,
@@ -339,7 +348,14 @@ impl Builder {
             },
             f: Cell::new(Some(f)),
         });
-        let fiber = Fiber::new(Kind::Task, id, name, size, task.clone());
+        let fiber = Fiber::new(
+            Kind::Task,
+            id,
+            name,
+            size,
+            task.clone(),
+            std::panic::Location::caller(),
+        );
         hub::with(|h| h.register(&fiber));
         let handle = JoinHandle {
             task: TaskRef::new(fiber.clone()),
@@ -487,7 +503,12 @@ pub fn sleep(d: Duration) {
 /// says for an interrupt during unwinding).
 #[track_caller]
 pub fn sleep_until(deadline: Instant) {
-    while Instant::now() < deadline {
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return;
+        }
+        hub::note_sleep(deadline - now);
         let key = hub::add_timer(deadline, Action::Wake(hub::current_waker()));
         let _cancel = CancelTimer(key);
         if hub::park("sleep") == WakeReason::Interrupted {

@@ -92,6 +92,9 @@ send_and_sync!(
     PutTimeoutError<u32>,
     PoolFull<u32>,
     GeneratorState<u32, u32>,
+    grove::debug::Dump,
+    grove::debug::Metrics,
+    grove::debug::SwitchEvent,
 );
 
 // A generator runs on its resumer's thread; through `&` it only says whether it is done.

@@ -21,6 +21,10 @@ const BACKLOG: libc::c_int = 16384;
 pub fn run(kind: &str) -> io::Result<()> {
     match kind {
         "grove" => crate::grove_server::run(),
+        "grove-watchdog" => {
+            grove::debug::watchdog(Some(grove::debug::DEFAULT_WATCHDOG_THRESHOLD))?;
+            crate::grove_server::run()
+        }
         "tokio" => tokio_server(),
         "may" => may_server(),
         "threads" => threads_server(),

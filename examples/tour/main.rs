@@ -1,8 +1,10 @@
 //! The grove tour: every story of the project, one after another, with short narration.
 //!
-//! Run: `cargo run --release --example tour` (add `RUST_LOG=grove=debug` to watch the hub).
+//! Run: `cargo run --release --example tour` (add `RUST_LOG=grove=debug` to watch the hub; add
+//! `--features monkey` for the second half of the monkey-patching story).
 
 mod core_stories;
+mod monkey_stories;
 mod net_stories;
 mod sync_stories;
 
@@ -12,5 +14,6 @@ fn main() {
     core_stories::run();
     sync_stories::run();
     net_stories::run();
+    monkey_stories::run();
     println!("\n== end of the tour ==");
 }

@@ -15,6 +15,7 @@
 
 pub(crate) mod control;
 pub(crate) mod foreign;
+pub(crate) mod inspect;
 pub(crate) mod reactor;
 #[allow(unsafe_code)]
 pub(crate) mod sys;
@@ -23,8 +24,9 @@ pub(crate) mod wait;
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::VecDeque;
-use std::fmt::Write as _;
 use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::time::Instant;
 
 use crate::coro::fiber::{self, Fiber, Interrupt, Kind, Next, State, WakeReason};
@@ -35,7 +37,22 @@ use timers::{Action, TimerKey, Timers};
 thread_local! {
     /// Fibers resumed on this thread so far, times two, plus one while a switch trace hook is
     /// set: one thread-local read and write per switch gives both the count and the branch.
-    static SWITCHES: Cell<u64> = const { Cell::new(0) };
+    /// An atomic only so the watchdog's monitor thread may read it (relaxed loads and stores
+    /// compile to the same plain moves as a `Cell`): it is the hub's heartbeat.
+    static SWITCHES: AtomicU64 = const { AtomicU64::new(0) };
+    /// The hub is blocked in `epoll_wait` with nothing to run (not a stall), and how many
+    /// tasks it has (a thread with none is not stalling anyone): for the watchdog.
+    static IDLE: AtomicBool = const { AtomicBool::new(false) };
+    static LIVE: AtomicUsize = const { AtomicUsize::new(0) };
+    /// The watchdog configuration this hub has seen (see `debug::watchdog`).
+    static WATCHDOG_SEEN: Cell<u64> = const { Cell::new(0) };
+    /// The coarse clock (ms, wrapping) at the start of the current batch; parks are stamped
+    /// with it (see [`now_ms`]).
+    static NOW_MS: Cell<u32> = const { Cell::new(0) };
+    /// Signal-dump requests this hub has answered; and whether its epoll watches the eventfd
+    /// that wakes it for one.
+    static DUMPS_SEEN: Cell<u64> = const { Cell::new(0) };
+    static DUMP_FD_WATCHED: Cell<bool> = const { Cell::new(false) };
     static HUB: Hub = const { Hub::new() };
     /// Registered after `HUB` (so its destructor runs first, while the hub is still usable):
     /// tears the hub down in an orderly way when the thread exits.
@@ -138,6 +155,10 @@ impl Hub {
                 crate::coro::overflow::install();
                 unwind::install_panic_hook();
                 TEARDOWN.with(|_| ());
+                NOW_MS.set(sys::coarse_ms());
+                DUMPS_SEEN.set(sys::debug_signal::requests());
+                watch_this_hub();
+                crate::debug::from_env();
                 if let Some(seed) = crate::debug::seed_from_env() {
                     self.set_seed(Some(seed));
                 }
@@ -173,6 +194,7 @@ impl Hub {
             .slot
             .set(u32::try_from(slot).expect("fewer than 4 billion live fibers"));
         self.live.set(self.live.get() + 1);
+        LIVE.with(|l| l.store(self.live.get(), Relaxed));
     }
 
     /// Marks a fiber that died without running dead and drops it from the registry.
@@ -187,6 +209,7 @@ impl Hub {
             let slot = slot as usize;
             self.died.set(self.died.get().saturating_add(1));
             self.live.set(self.live.get() - 1);
+            LIVE.with(|l| l.store(self.live.get(), Relaxed));
             let gone = {
                 let mut reg = self.registry.borrow_mut();
                 reg.free.push(slot);
@@ -321,7 +344,7 @@ impl Hub {
             tasks_alive: live,
             tasks_ready: ready,
             tasks_parked: live.saturating_sub(ready + running),
-            switches: SWITCHES.get() >> 1,
+            switches: SWITCHES.with(|s| s.load(Relaxed)) >> 1,
             polls: self.polls.get(),
             timers_armed: self.timers.borrow().len(),
             fds_registered: self.reactor.registered(),
@@ -334,7 +357,7 @@ impl Hub {
     pub(crate) fn set_trace(&self, hook: Option<TraceHook>) {
         let on = hook.is_some();
         *self.trace.borrow_mut() = hook;
-        SWITCHES.set((SWITCHES.get() & !1) | u64::from(on));
+        SWITCHES.with(|s| s.store((s.load(Relaxed) & !1) | u64::from(on), Relaxed));
     }
 
     /// Trace: `to` is about to run; whoever ran last stopped for the recorded reason.
@@ -383,6 +406,13 @@ impl Hub {
             if !self.poll() {
                 return Err(self.deadlock_report());
             }
+            NOW_MS.set(sys::coarse_ms());
+            if sys::debug_signal::requests() != DUMPS_SEEN.get() {
+                self.dump_on_request();
+            }
+            if sys::watchdog::generation() != WATCHDOG_SEEN.get() {
+                watch_this_hub();
+            }
             let ready = self.run_queue.borrow().len();
             if let Some(f) = self.pop_ready() {
                 self.batch.set(ready - 1);
@@ -410,10 +440,20 @@ impl Hub {
         };
         if timeout != Some(0) {
             self.give_memory_back();
+            if !DUMP_FD_WATCHED.get() {
+                self.watch_dump_fd();
+            }
         }
         if timeout != Some(0) || self.reactor.has_waiters() {
             self.polls.set(self.polls.get() + 1);
+            let idle = timeout != Some(0);
+            if idle {
+                IDLE.with(|i| i.store(true, Relaxed));
+            }
             self.reactor.poll(timeout);
+            if idle {
+                IDLE.with(|i| i.store(false, Relaxed));
+            }
         }
         if !self.timers.borrow().is_empty() {
             self.fire_timers(Instant::now());
@@ -477,32 +517,87 @@ impl Hub {
         }
     }
 
-    /// Builds the "would block forever" message.
+    /// Builds the "would block forever" message: who waits on what, who holds it, and any
+    /// wait-for cycle (see [`inspect::wait_for_report`]).
     fn deadlock_report(&self) -> String {
         let cur = current();
-        let mut msg = format!(
-            "grove: this operation would block forever: {} waits on {}, and no task is ready, \
-             no timer is pending and no I/O can wake anything",
-            cur.label(),
-            what(&cur)
-        );
-        let parked: Vec<Rc<Fiber>> = {
-            let reg = self.registry.borrow();
-            reg.slots
-                .iter()
-                .flatten()
-                .filter(|f| matches!(f.state.get(), State::Parked | State::Suspended))
-                .cloned()
-                .collect()
-        };
-        if !parked.is_empty() {
+        let now = sys::coarse_ms();
+        let me = inspect::TaskInfo::of(&cur, now);
+        let mut msg = String::from("grove: this operation would block forever: ");
+        me.write_label(&mut msg);
+        msg.push_str(" waits on ");
+        me.write_wait(&mut msg);
+        msg.push_str(", and no task is ready, no timer is pending and no I/O can wake anything");
+        let reg = self.registry.borrow();
+        let mut infos: Vec<inspect::TaskInfo<'_>> = reg
+            .slots
+            .iter()
+            .flatten()
+            .filter(|f| matches!(f.state.get(), State::Parked | State::Suspended))
+            .map(|f| inspect::TaskInfo::of(f, now))
+            .collect();
+        if !infos.is_empty() {
             msg.push_str(". Parked:");
-            for f in &parked {
-                let _ = write!(msg, " {} waits on {};", f.label(), what(f));
+            infos.insert(0, me);
+            let mut rest = String::new();
+            inspect::wait_for_report(&infos, &mut rest);
+            // The first entry is the caller, already named above.
+            let first_end = rest.find(';').map_or(rest.len(), |i| i + 1);
+            let cycles_at = rest.find(". Wait-for cycle");
+            match cycles_at {
+                Some(c) if c < first_end => msg.push_str(&rest[c..]),
+                _ => msg.push_str(&rest[first_end..]),
             }
-            msg.pop();
+        } else if me.detail.holder(me.waiting_on).is_some() {
+            msg.push_str(" (");
+            me.write_wait(&mut msg);
+            msg.push(')');
         }
         msg
+    }
+
+    /// A signal asked for a task dump: print one to stderr (without yielding: this is the hub).
+    #[cold]
+    fn dump_on_request(&self) {
+        DUMPS_SEEN.set(sys::debug_signal::requests());
+        let mut err = std::io::stderr().lock();
+        if let Err(e) = crate::debug::dump_chunked(&mut err, false) {
+            log::warn!("grove: could not write the task dump: {e}");
+        }
+    }
+
+    /// About to block: make sure a dump signal can wake this hub.
+    #[cold]
+    fn watch_dump_fd(&self) {
+        if let Some(fd) = sys::debug_signal::wake_fd() {
+            DUMP_FD_WATCHED.set(true);
+            if let Err(e) = self.reactor.watch_foreign(fd) {
+                log::warn!("grove: a dump signal cannot wake this hub: {e}");
+            }
+        }
+    }
+
+    /// Calls `f` with up to `max` live tasks and greenlets from registry slot `from` on, and
+    /// returns the slot to continue from (`None`: done). `now` is [`sys::coarse_ms`].
+    pub(crate) fn inspect(
+        &self,
+        from: usize,
+        max: usize,
+        now: u32,
+        mut f: impl FnMut(&inspect::TaskInfo<'_>),
+    ) -> Option<usize> {
+        let reg = self.registry.borrow();
+        let mut seen = 0;
+        for (i, slot) in reg.slots.iter().enumerate().skip(from) {
+            if seen == max {
+                return Some(i);
+            }
+            if let Some(fiber) = slot {
+                f(&inspect::TaskInfo::of(fiber, now));
+                seen += 1;
+            }
+        }
+        None
     }
 
     /// The thread is exiting. While every thread-local grove uses still works: tasks that never
@@ -513,6 +608,7 @@ impl Hub {
     /// as it is: never resumed, its stack not reused.
     fn teardown(&self) {
         self.tearing_down.set(true);
+        sys::watchdog::unwatch();
         for _ in 0..TEARDOWN_ROUNDS {
             let live: Vec<Rc<Fiber>> = self
                 .registry
@@ -581,14 +677,6 @@ const HEAP_TRIM_AFTER_DEATHS: u32 = 50_000;
 
 /// How many kill-and-run rounds thread exit gives fibers blocked in their `Drop`s.
 const TEARDOWN_ROUNDS: usize = 8;
-
-fn what(f: &Fiber) -> &'static str {
-    match (f.state.get(), f.waiting_on.get()) {
-        (State::Suspended, _) => "a greenlet switch",
-        (_, "") => "nothing in particular",
-        (_, w) => w,
-    }
-}
 
 /// A handle that makes one park of one fiber return.
 #[derive(Clone)]
@@ -669,12 +757,22 @@ pub(crate) fn current_waker() -> Waker {
 pub(crate) fn park(what: &'static str) -> WakeReason {
     generator::assert_not_inside("block");
     let is_root = with_current(|f| {
+        // What the caller noted for this park (a queue's address, a deadline) is kept only if
+        // the park happens: an interrupt delivered here unwinds, and a stale address must not
+        // outlive the wait it described (dumps dereference it while the fiber is parked).
+        let obj = f.park_obj.replace(0);
         // The root cannot park while the thread exits (it is running the teardown).
         if take_interrupt(f) || (f.is_root() && !alive()) {
             return None;
         }
+        f.park_obj.set(obj);
         f.waiting_on.set(what);
         f.state.set(State::Parked);
+        if f.is_root() {
+            // The root may have run long since the batch began.
+            NOW_MS.set(sys::coarse_ms());
+        }
+        f.parked_at.set(NOW_MS.get());
         Some(f.is_root())
     });
     let Some(is_root) = is_root else {
@@ -693,12 +791,50 @@ pub(crate) fn park(what: &'static str) -> WakeReason {
     with_current(|f| {
         f.gen.set(f.gen.get().wrapping_add(1));
         f.waiting_on.set("");
+        f.park_obj.set(0);
         match f.wake_reason.get() {
             WakeReason::Interrupted if take_interrupt(f) => WakeReason::Interrupted,
             WakeReason::Interrupted => WakeReason::TimedOut,
             reason => reason,
         }
     })
+}
+
+/// The watchdog was switched on or off since this hub last looked: join or leave its watch.
+#[cold]
+fn watch_this_hub() {
+    WATCHDOG_SEEN.set(sys::watchdog::generation());
+    if sys::watchdog::enabled() {
+        let beat = sys::watchdog::Beat {
+            switches: SWITCHES.with(|s| s as *const AtomicU64),
+            idle: IDLE.with(|s| s as *const AtomicBool),
+            live: LIVE.with(|s| s as *const AtomicUsize),
+        };
+        sys::watchdog::watch(beat);
+    }
+}
+
+/// The hub's coarse clock (ms, wrapping), as of the current batch.
+pub(crate) fn now_ms() -> u32 {
+    NOW_MS.get()
+}
+
+/// Records, for task dumps, that the current fiber's next park is a sleep due in `d`.
+pub(crate) fn note_sleep(d: std::time::Duration) {
+    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX >> 1);
+    with_current(|f| f.park_obj.set(inspect::deadline_note(ms)));
+}
+
+/// Records, for task dumps and the wait-for graph, that the current fiber's next park waits
+/// for task `id` to finish.
+pub(crate) fn note_join(id: u64) {
+    with_current(|f| f.park_obj.set(inspect::join_note(id)));
+}
+
+/// The id of the task running now (0: the thread's main code).
+#[inline]
+pub(crate) fn current_id() -> u64 {
+    fiber::try_with_current(|f| f.id).unwrap_or(0)
 }
 
 /// Consumes the current fiber's pending interrupt: unwinds with it, or — if the fiber is
@@ -898,14 +1034,17 @@ pub(crate) type TraceHook = Box<dyn FnMut(&crate::debug::SwitchEvent)>;
 /// Whether a switch trace hook is set on this thread.
 #[inline(always)]
 fn tracing() -> bool {
-    SWITCHES.get() & 1 != 0
+    SWITCHES.with(|s| s.load(Relaxed)) & 1 != 0
 }
 
 /// Counts a switch; returns whether a trace hook is set.
 #[inline(always)]
 fn count_switch() -> bool {
-    let v = SWITCHES.get();
-    SWITCHES.set(v.wrapping_add(2));
+    let v = SWITCHES.with(|s| {
+        let v = s.load(Relaxed);
+        s.store(v.wrapping_add(2), Relaxed);
+        v
+    });
     v & 1 != 0
 }
 

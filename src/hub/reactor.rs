@@ -34,6 +34,9 @@ pub(crate) use source::{
 };
 
 const REMOTE_TOKEN: u64 = u64::MAX;
+/// Events of fds added with [`Reactor::watch_foreign`]: no slot has this index, so they are
+/// dropped after waking the poll.
+const FOREIGN_TOKEN: u64 = u64::MAX - 1;
 
 /// Counts a task parked on I/O for as long as it waits (so the hub knows I/O may wake it).
 struct IoWaiter;
@@ -162,6 +165,12 @@ impl Reactor {
         }
         self.slots.borrow_mut()[index].1 = Some(source.clone());
         Ok(source)
+    }
+
+    /// Adds an fd that is not a source (its events are ignored; they only end a blocking
+    /// poll): the signal-dump eventfd.
+    pub(crate) fn watch_foreign(&self, fd: RawFd) -> io::Result<()> {
+        self.sys()?.poller.borrow().add(fd, FOREIGN_TOKEN)
     }
 
     /// Unregisters a source before its fd is closed; tasks waiting on it wake with an error.

@@ -50,7 +50,7 @@
 //!   permit first: no hand-off, as in gevent) simply waits again at the back; it does not pass
 //!   the wake-up on, since whatever it announced is gone.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::time::Instant;
 
 use super::timers::{Action, TimerKey};
@@ -64,8 +64,51 @@ const NIL: u32 = u32::MAX;
 const KEEP_SLOTS: usize = 1024;
 
 /// A FIFO of parked fibers, each slot optionally carrying a payload `P`.
+///
+/// `repr(C)` puts [`QueueMeta`] at offset 0 whatever `P` is, so a task dump can read it from
+/// the address a parked fiber records (see `hub::inspect`).
+#[repr(C)]
 pub(crate) struct WaitQueue<P = ()> {
+    meta: QueueMeta,
     list: RefCell<List<P>>,
+}
+
+/// What a task dump and the deadlock report may learn about a queue from a fiber parked on it:
+/// who holds the primitive, or which fd it belongs to, and how many handles to it are left
+/// outside its waiters. Written by the primitive that owns the queue; plain `Cell`s, so keeping
+/// it costs a store.
+#[repr(C)]
+pub(crate) struct QueueMeta {
+    /// `Holder(id + 1)` of the task holding a Mutex / last taking a Semaphore permit, the fd
+    /// of an I/O direction, or 0.
+    tag: Cell<u64>,
+    /// Handles to the primitive not in use by a waiting call (see
+    /// [`WaitQueue::track_refs`]); meaningful only when `tracked`.
+    free_refs: Cell<i32>,
+    tracked: Cell<bool>,
+}
+
+impl QueueMeta {
+    /// The tag (see the field).
+    pub(crate) fn tag(&self) -> u64 {
+        self.tag.get()
+    }
+
+    /// `Some(n)`: handles to the primitive that no waiting call is using (0: only its waiters
+    /// can reach it, so nobody can ever wake them); `None`: the primitive does not count them.
+    pub(crate) fn free_refs(&self) -> Option<i32> {
+        self.tracked.get().then(|| self.free_refs.get())
+    }
+}
+
+/// While a waiting call holds it, the handle it waits through is not counted as one that can
+/// wake the queue (see [`WaitQueue::waiting_ref`]).
+pub(crate) struct WaitingRef<'a>(&'a QueueMeta);
+
+impl Drop for WaitingRef<'_> {
+    fn drop(&mut self) {
+        self.0.free_refs.set(self.0.free_refs.get() + 1);
+    }
 }
 
 /// How a wait ended.
@@ -242,8 +285,43 @@ impl<P> WaitQueue<P> {
     /// Creates an empty queue.
     pub(crate) const fn new() -> WaitQueue<P> {
         WaitQueue {
+            meta: QueueMeta {
+                tag: Cell::new(0),
+                free_refs: Cell::new(0),
+                tracked: Cell::new(false),
+            },
             list: RefCell::new(List::new()),
         }
+    }
+
+    /// Sets the tag a task dump shows for waiters of this queue (a holder's id + 1, an fd).
+    #[inline(always)]
+    pub(crate) fn set_tag(&self, tag: u64) {
+        self.meta.tag.set(tag);
+    }
+
+    /// The owner counts its handles (`add_ref` / `drop_ref` on clone and drop) so a dump can
+    /// tell when only waiters can still reach it: a leak.
+    pub(crate) fn track_refs(&self) {
+        self.meta.tracked.set(true);
+    }
+
+    /// One more handle to the primitive.
+    #[inline(always)]
+    pub(crate) fn add_ref(&self) {
+        self.meta.free_refs.set(self.meta.free_refs.get() + 1);
+    }
+
+    /// One handle fewer.
+    #[inline(always)]
+    pub(crate) fn drop_ref(&self) {
+        self.meta.free_refs.set(self.meta.free_refs.get() - 1);
+    }
+
+    /// Marks one handle as in use by a waiting call until the guard drops.
+    pub(crate) fn waiting_ref(&self) -> WaitingRef<'_> {
+        self.meta.free_refs.set(self.meta.free_refs.get() - 1);
+        WaitingRef(&self.meta)
     }
 
     /// Parks the current fiber once, until notified or until `deadline`.

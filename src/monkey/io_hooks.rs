@@ -24,26 +24,25 @@ pub(super) const ALL: &[*const ()] = &[
 ];
 
 /// A read-type call: try `op`; on `EAGAIN` in blocking mode, park until readable and retry.
+/// The first try is the one call site of `op` on the fast path, inlined into the hook (an
+/// extra call level costs a mispredicted return after every kernel entry here).
 #[inline(always)]
 fn read_call(fd: c_int, dontwait: bool, mut op: impl FnMut() -> isize) -> isize {
-    if !patched() {
-        return op();
-    }
-    let (state, e) = state_of(fd);
-    let Some(e) = e.filter(|_| state & COOP != 0) else {
-        return op();
-    };
+    let (state, e) = if patched() { state_of(fd) } else { (0, None) };
     let n = op();
     if n >= 0 || !should_wait(state, dontwait) {
         return n;
     }
-    wait_and_retry(fd, e, false, libc::EAGAIN, &mut op)
+    match e {
+        Some(e) => wait_and_retry(fd, e, false, libc::EAGAIN, &mut op),
+        None => n,
+    }
 }
 
 /// A write-type call: `op(done)` writes what is left after `done` bytes. In blocking mode
 /// everything is written (parking as needed), as on a blocking socket; an error after some
-/// progress reports the progress. `total` is asked only after a successful partial write (so
-/// the kernel has validated the caller's buffers by then).
+/// progress reports the progress. `total` is asked only once the kernel has seen the caller's
+/// buffers.
 #[inline(always)]
 fn write_call(
     fd: c_int,
@@ -51,36 +50,33 @@ fn write_call(
     total: impl FnOnce() -> usize,
     mut op: impl FnMut(usize) -> isize,
 ) -> isize {
-    if !patched() {
-        return op(0);
-    }
-    let (state, e) = state_of(fd);
-    let Some(e) = e.filter(|_| state & COOP != 0) else {
-        return op(0);
-    };
+    let (state, e) = if patched() { state_of(fd) } else { (0, None) };
     let n = op(0);
-    if n >= 0 && (state & USER_NB != 0 || dontwait) {
+    let blocking = state & (COOP | USER_NB) == COOP && !dontwait;
+    if !blocking || (n < 0 && raw::errno() != libc::EAGAIN) {
         return n;
     }
-    if n < 0 && !should_wait(state, dontwait) {
+    let Some(e) = e else { return n };
+    // The kernel has validated the caller's buffers by now (it wrote some, or said EAGAIN).
+    let len = total();
+    if n >= 0 && (n as usize >= len || n == 0) {
         return n;
     }
-    finish_write(fd, e, n, total, &mut op)
+    finish_write(fd, e, n, len, &mut op)
 }
 
-/// The rest of [`write_call`] after a partial write or `EAGAIN` (in blocking mode).
+/// The rest of [`write_call`] after a partial write or `EAGAIN` (in blocking mode): writes the
+/// rest of `len` bytes, parking whenever the buffer is full.
 #[cold]
 #[inline(never)]
 fn finish_write(
     fd: c_int,
     e: &Entry,
     first: isize,
-    total: impl FnOnce() -> usize,
+    len: usize,
     op: &mut dyn FnMut(usize) -> isize,
 ) -> isize {
     let mut done = 0usize;
-    let mut total = Some(total);
-    let mut len = None;
     let mut n = first;
     loop {
         if n < 0 && raw::errno() == libc::EAGAIN {
@@ -90,7 +86,6 @@ fn finish_write(
             return if done > 0 { done as isize } else { -1 };
         }
         done += n as usize;
-        let len = *len.get_or_insert_with(|| total.take().map_or(0, |t| t()));
         if done >= len || n == 0 {
             return done as isize;
         }

@@ -68,6 +68,7 @@ struct Inner {
     handler: Rc<Handler>,
     max_connections: Cell<Option<usize>>,
     stop_timeout: Cell<Duration>,
+    idle_timeout: Cell<Option<Duration>>,
     handlers: Group,
     /// Fibers (by address) running a handler of this server, so `stop` knows if it is one.
     running: RefCell<HashSet<u64>>,
@@ -93,6 +94,7 @@ impl StreamServer {
                 handler: Rc::new(handler),
                 max_connections: Cell::new(None),
                 stop_timeout: Cell::new(DEFAULT_STOP_TIMEOUT),
+                idle_timeout: Cell::new(None),
                 handlers: Group::new(),
                 running: RefCell::new(HashSet::new()),
                 handler_done: WaitQueue::new(),
@@ -136,6 +138,33 @@ impl StreamServer {
     pub fn stop_timeout(self, d: Duration) -> StreamServer {
         self.inner.stop_timeout.set(d);
         self
+    }
+
+    /// Drops clients that go quiet: every accepted stream gets `d` as its read and write
+    /// timeout, so a handler waiting on a client that sends (or takes) nothing for `d` gets a
+    /// `WouldBlock` "read timed out" error — and a handler that ends on errors, as the usual
+    /// `while let Ok(n @ 1..) = conn.read(..)` loop does, closes the connection. This is how
+    /// gevent's pywsgi sheds slowloris clients. A client that trickles a byte more often than
+    /// every `d` is not idle; bound whole requests with a [`Timeout`](crate::Timeout) in the
+    /// handler for that. Changing it affects connections accepted afterwards.
+    ///
+    /// # Panics
+    /// If `d` is zero.
+    pub fn idle_timeout(self, d: Duration) -> StreamServer {
+        self.set_idle_timeout(Some(d));
+        self
+    }
+
+    /// Sets or clears (`None`) the [idle timeout](Self::idle_timeout), also while running.
+    ///
+    /// # Panics
+    /// If the duration is zero.
+    pub fn set_idle_timeout(&self, d: Option<Duration>) {
+        assert!(
+            d != Some(Duration::ZERO),
+            "StreamServer::idle_timeout: the timeout must not be zero"
+        );
+        self.inner.idle_timeout.set(d);
     }
 
     /// The address the server listens on.
@@ -258,6 +287,11 @@ fn spawn_handler(
     permit: Option<crate::sync::SemaphorePermit>,
 ) {
     let active = Active::new(inner.clone());
+    if let Some(d) = inner.idle_timeout.get() {
+        // Non-zero (checked when set), so these cannot fail.
+        let _ = stream.set_read_timeout(Some(d));
+        let _ = stream.set_write_timeout(Some(d));
+    }
     inner.handlers.spawn(move || {
         let _permit = permit;
         let mut active = active;

@@ -74,6 +74,8 @@ impl<T: ?Sized> Mutex<T> {
         if self.locked.replace(true) {
             return None;
         }
+        // Who holds it, for task dumps and the deadlock report: one store.
+        self.waiters.set_tag(crate::hub::current_id() + 1);
         Some(MutexGuard {
             lock: self,
             value: Some(self.value.borrow_mut()),
@@ -125,6 +127,7 @@ impl<T: ?Sized> Drop for MutexGuard<'_, T> {
     fn drop(&mut self) {
         self.value = None; // release the borrow before waking anyone
         self.lock.locked.set(false);
+        self.lock.waiters.set_tag(0);
         self.lock.waiters.notify_one();
     }
 }

@@ -22,11 +22,21 @@ struct Inner {
 
 impl Inner {
     fn new(permits: usize, bound: Option<usize>) -> Rc<Inner> {
-        Rc::new(Inner {
+        let inner = Rc::new(Inner {
             permits: Cell::new(permits),
             bound,
             waiters: WaitQueue::new(),
-        })
+        });
+        // Handles and permits are counted so a task dump can tell when only waiters can still
+        // reach the semaphore (they can never wake).
+        inner.waiters.track_refs();
+        inner
+    }
+
+    /// A new handle or permit to this semaphore.
+    fn handle(self: &Rc<Inner>) -> Rc<Inner> {
+        self.waiters.add_ref();
+        self.clone()
     }
 
     fn try_acquire(&self) -> bool {
@@ -35,11 +45,18 @@ impl Inner {
             return false;
         }
         self.permits.set(n - 1);
+        // Who took it last, for task dumps and the deadlock report: one store.
+        self.waiters.set_tag(crate::hub::current_id() + 1);
         true
     }
 
     #[track_caller]
     fn acquire_deadline(&self, deadline: Option<Instant>) -> bool {
+        if self.try_acquire() {
+            return true;
+        }
+        // The handle this call waits through cannot release a permit while it waits.
+        let _waiting = self.waiters.waiting_ref();
         self.waiters
             .wait_until("Semaphore::acquire", deadline, || {
                 self.try_acquire().then_some(())
@@ -71,7 +88,6 @@ impl Inner {
 /// drop(p);
 /// assert!(sem.try_acquire());
 /// ```
-#[derive(Clone)]
 pub struct Semaphore {
     inner: Rc<Inner>,
 }
@@ -84,7 +100,6 @@ pub struct Semaphore {
 /// let sem = BoundedSemaphore::new(1);
 /// assert!(sem.release().is_err());
 /// ```
-#[derive(Clone)]
 pub struct BoundedSemaphore {
     inner: Rc<Inner>,
 }
@@ -110,17 +125,41 @@ pub struct SemaphorePermit {
 impl SemaphorePermit {
     /// Keeps the permit taken for good: it is not released on drop.
     pub fn forget(mut self) {
-        self.inner = None;
+        if let Some(inner) = self.inner.take() {
+            inner.waiters.drop_ref();
+        }
     }
 }
 
 impl Drop for SemaphorePermit {
     fn drop(&mut self) {
         if let Some(inner) = self.inner.take() {
+            inner.waiters.drop_ref();
             let _ = inner.release();
         }
     }
 }
+
+macro_rules! counted_handle {
+    ($ty:ident) => {
+        impl Clone for $ty {
+            fn clone(&self) -> Self {
+                $ty {
+                    inner: self.inner.handle(),
+                }
+            }
+        }
+
+        impl Drop for $ty {
+            fn drop(&mut self) {
+                self.inner.waiters.drop_ref();
+            }
+        }
+    };
+}
+
+counted_handle!(Semaphore);
+counted_handle!(BoundedSemaphore);
 
 impl fmt::Debug for SemaphorePermit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -183,7 +222,7 @@ macro_rules! common_methods {
 
         fn guard(&self) -> SemaphorePermit {
             SemaphorePermit {
-                inner: Some(self.inner.clone()),
+                inner: Some(self.inner.handle()),
             }
         }
     };
@@ -193,7 +232,7 @@ impl Semaphore {
     /// A semaphore with `permits` free permits.
     pub fn new(permits: usize) -> Semaphore {
         Semaphore {
-            inner: Inner::new(permits, None),
+            inner: Inner::new(permits, None).handle(),
         }
     }
 
@@ -209,7 +248,7 @@ impl BoundedSemaphore {
     /// A semaphore with `permits` free permits, which is also its maximum.
     pub fn new(permits: usize) -> BoundedSemaphore {
         BoundedSemaphore {
-            inner: Inner::new(permits, Some(permits)),
+            inner: Inner::new(permits, Some(permits)).handle(),
         }
     }
 

@@ -75,7 +75,10 @@ enum Stop {
 }
 
 impl Direction {
-    fn new(interest: Interest) -> Direction {
+    fn new(interest: Interest, fd: RawFd) -> Direction {
+        let waiters = WaitQueue::new();
+        // Task dumps show the fd a task waits on.
+        waiters.set_tag(u64::try_from(fd).map_or(0, |fd| fd + 1));
         Direction {
             interest,
             // Unknown readiness counts as ready: the first call tries the syscall.
@@ -84,7 +87,7 @@ impl Direction {
             closed: Cell::new(false),
             timeout: Cell::new(None),
             busy: Cell::new(false),
-            waiters: WaitQueue::new(),
+            waiters,
         }
     }
 
@@ -282,8 +285,8 @@ impl Source {
     /// the syscall).
     pub(super) fn new(fd: RawFd, token: u64) -> Source {
         Source {
-            read: Direction::new(Interest::Read),
-            write: Direction::new(Interest::Write),
+            read: Direction::new(Interest::Read, fd),
+            write: Direction::new(Interest::Write, fd),
             token,
             fd,
             nonblocking: Cell::new(false),

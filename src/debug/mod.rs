@@ -1,8 +1,13 @@
-//! Seeing inside the hub: counters, a switch trace hook, and seeded scheduling for tests.
+//! Seeing inside the hub: task dumps (also on `SIGUSR2`), the blocking watchdog, counters, a
+//! switch trace hook, and seeded scheduling for tests. The "would block forever" panic and the
+//! dump share one view of the tasks: what each waits on, for how long, who holds it, where it
+//! was spawned, and whether it can never wake. `docs/debugging.md` shows every output.
 //!
-//! Everything here is per thread (per hub) and costs nothing measurable when unused: the
-//! counters are plain increments, the trace hook is one predictable branch per switch while
-//! unset, and seeded scheduling is one branch per pop of the run queue while off.
+//! Everything here costs nothing measurable when unused: the counters are plain increments,
+//! the trace hook is one predictable branch per switch while unset, seeded scheduling is one
+//! branch per pop of the run queue while off, and dump requests and the watchdog are one
+//! relaxed load each per loop iteration. What dumps need is kept in space a task already had
+//! (a fiber is still 200 bytes): where it was spawned, when it parked, and what it parked on.
 //!
 //! ```
 //! let before = grove::debug::metrics();
@@ -15,6 +20,72 @@
 //! ```
 
 use crate::hub;
+
+mod dump;
+
+pub(crate) use dump::dump_chunked;
+pub use dump::{dump, dump_to, Dump};
+
+/// Makes `SIGUSR2` print a task dump of every hub to stderr (at each hub's next loop
+/// iteration; an idle hub is woken for it). The environment variable `GROVE_DUMP_SIGNAL=1`
+/// does the same at the first hub's creation, so a running program can be inspected with
+/// `kill -USR2 <pid>` without code changes. The handler only counts the request and writes an
+/// eventfd (both async-signal-safe); the printing happens on each hub's own thread.
+///
+/// # Errors
+/// If the eventfd or the signal handler cannot be set up.
+pub fn dump_on_signal() -> std::io::Result<()> {
+    hub::sys::debug_signal::install()
+}
+
+/// The blocking watchdog's default threshold (gevent's `max_blocking_time`).
+pub const DEFAULT_WATCHDOG_THRESHOLD: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Turns the blocking watchdog on (`Some(threshold)`) or off (`None`), for every hub of the
+/// process (gevent's `max_blocking_time`). A monitor thread, started on first use, notices a
+/// hub that has not switched tasks for longer than `threshold` while it has tasks and is not
+/// idle, and reports on stderr which task is running, where it was spawned, for how long the
+/// hub has been blocked, and the address of the instruction it was interrupted at (a `SIGURG`
+/// sent to the stuck thread; its handler only formats into a stack buffer and calls `write`).
+/// One report per stall, then one line when the hub comes back; at most one full report a
+/// second per hub, later stalls are counted. The environment variable `GROVE_WATCHDOG=ms`
+/// (`GROVE_WATCHDOG=1` for the default 100 ms) turns it on when the first hub is created.
+///
+/// What it costs the hubs: nothing per switch (the heartbeat is the switch counter the hub
+/// keeps anyway), a store before and after each blocking `epoll_wait`, and a relaxed load per
+/// loop iteration.
+///
+/// A program that installs its own `SIGURG` handler should not use the watchdog.
+///
+/// # Errors
+/// If the monitor thread or the signal handler cannot be set up.
+pub fn watchdog(threshold: Option<std::time::Duration>) -> std::io::Result<()> {
+    hub::sys::watchdog::configure(threshold)
+}
+
+/// Applies the debugging environment variables (`GROVE_DUMP_SIGNAL`, `GROVE_WATCHDOG`) when a
+/// hub is created.
+pub(crate) fn from_env() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Some(v) = std::env::var_os("GROVE_WATCHDOG") {
+            let ms: u64 = v.to_str().and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+            let t = match ms {
+                0 => None,
+                1 => Some(DEFAULT_WATCHDOG_THRESHOLD),
+                ms => Some(std::time::Duration::from_millis(ms)),
+            };
+            if let Err(e) = watchdog(t) {
+                log::warn!("grove: GROVE_WATCHDOG: {e}");
+            }
+        }
+        if std::env::var_os("GROVE_DUMP_SIGNAL").is_some_and(|v| v != "0") {
+            if let Err(e) = dump_on_signal() {
+                log::warn!("grove: GROVE_DUMP_SIGNAL: {e}");
+            }
+        }
+    });
+}
 
 /// A snapshot of this thread's hub: cheap to take (no walk over tasks), `Copy`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
