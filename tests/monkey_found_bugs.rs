@@ -12,6 +12,11 @@ mod util;
 /// parks the task until the epoll fd is readable, so `join` must wait for that I/O instead of
 /// reporting "would block forever". (The sync `postgres` crate blocks exactly like this: its
 /// private tokio runtime's `block_on` waits in `epoll_wait`.)
+///
+/// Cause: `monkey::poll::wait_any` parks without the reactor's `IoWaiter` count that
+/// `Source`'s I/O loop holds, so `Reactor::has_waiters()` is false. Holding
+/// `hub::reactor::IoWaiter::new()` (made `pub(crate)`) across its `park("poll")` fixes this
+/// test, `poll_hook_counts_as_pending_io` and tests/monkey_postgres.rs (checked).
 #[test]
 fn epoll_wait_on_own_epoll_fd_counts_as_pending_io() {
     grove::monkey::patch_all();
@@ -137,7 +142,11 @@ fn thread_exit_with_a_task_parked_in_a_hook() {
 }
 
 /// The same with the task parked in `epoll_wait` inside a tokio `block_on` (as the sync
-/// `postgres` crate does), when the thread exits.
+/// `postgres` crate does), when the thread exits. Today the hook returns to tokio during the
+/// hub's teardown, tokio (mio) retries the call, and the retry passes straight through to a
+/// real `epoll_wait(-1)`: the thread never exits (strace: `epoll_pwait(5, ..., -1)` after
+/// `sigaltstack(SS_DISABLE)`). When the thread is already panicking, tokio's own thread-locals
+/// are gone by then and the process aborts ("panic in a destructor during cleanup").
 #[test]
 fn thread_exit_with_a_task_parked_in_tokio_block_on() {
     if util::child_scenario().is_some() {
