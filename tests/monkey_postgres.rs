@@ -21,7 +21,8 @@ use postgres::{Client, NoTls};
 const QUERIES: i32 = 5;
 
 /// One task runs `SELECT pg_sleep(0.2), $1` five times over TCP while a ticker task ticks every
-/// 10 ms: had the client blocked the thread, the ticker would see 200 ms gaps.
+/// 10 ms: had the client blocked the thread, the ticker would see 200 ms gaps (the bound is
+/// 150 ms, loose for a loaded machine).
 #[test]
 fn postgres_sleeping_queries_park_only_their_task() {
     let pg = servers::Postgres::start();
@@ -64,7 +65,7 @@ fn postgres_sleeping_queries_park_only_their_task() {
         "pg_sleep ran: {took:?}"
     );
     assert!(
-        worst_gap < Duration::from_millis(100),
+        worst_gap < Duration::from_millis(150),
         "the ticker stalled for {worst_gap:?} ({ticks} ticks in {took:?}): the postgres \
          client blocked the thread"
     );
