@@ -137,7 +137,7 @@ mod poll;
 mod raw;
 mod sleep;
 
-use fdtable::{Entry, COOP, KNOWN, SOCKET, USER_NB};
+use fdtable::{Entry, COOP, KNOWN, SOCKET, STREAM, USER_NB};
 
 static PATCHED: AtomicBool = AtomicBool::new(false);
 
@@ -208,7 +208,8 @@ fn classify_if_cooperative(fd: c_int) -> (u32, Option<&'static Entry>) {
     if flags < 0 {
         return (0, Some(e));
     }
-    let mut state = KNOWN | COOP | if socket { SOCKET } else { 0 };
+    let stream = !socket || fds::socket_type(fd) == libc::SOCK_STREAM;
+    let mut state = KNOWN | COOP | if socket { SOCKET } else { 0 } | if stream { STREAM } else { 0 };
     if flags & libc::O_NONBLOCK != 0 {
         state |= USER_NB;
     } else if raw::fcntl(fd, libc::F_SETFL, (flags | libc::O_NONBLOCK) as usize) < 0 {
@@ -232,6 +233,22 @@ fn classify_if_cooperative(fd: c_int) -> (u32, Option<&'static Entry>) {
 #[inline(always)]
 fn should_wait(state: u32, dontwait: bool) -> bool {
     state & (COOP | USER_NB) == COOP && !dontwait && raw::errno() == libc::EAGAIN
+}
+
+/// This hub's source for `fd` if it has one for the fd's current file (never registers).
+#[inline]
+fn registered_source(fd: c_int, e: &Entry) -> Option<Rc<Source>> {
+    let gen = e.generation();
+    SOURCES
+        .try_with(|s| {
+            let s = s.try_borrow().ok()?;
+            match s.0.get(fd as usize) {
+                Some(Some((g, src))) if *g == gen => Some(src.clone()),
+                _ => None,
+            }
+        })
+        .ok()
+        .flatten()
 }
 
 /// The hub's registrations by fd number, with the generation of the file they were made for.

@@ -1,5 +1,7 @@
-//! Minimal failing cases found while proving the hooks with real programs (see the report).
-//! Each names the hook behaviour it expects.
+//! A task parked in a hooked call counts as pending I/O (its `join` waits instead of reporting
+//! "would block forever"), and a thread exits cleanly with tasks parked in hooked calls — also
+//! inside tokio's `block_on`, as the sync `postgres` crate does. (Found while proving the hooks
+//! with real programs.)
 
 use std::io::Write;
 use std::os::fd::AsRawFd;
@@ -13,10 +15,7 @@ mod util;
 /// reporting "would block forever". (The sync `postgres` crate blocks exactly like this: its
 /// private tokio runtime's `block_on` waits in `epoll_wait`.)
 ///
-/// Cause: `monkey::poll::wait_any` parks without the reactor's `IoWaiter` count that
-/// `Source`'s I/O loop holds, so `Reactor::has_waiters()` is false. Holding
-/// `hub::reactor::IoWaiter::new()` (made `pub(crate)`) across its `park("poll")` fixes this
-/// test, `poll_hook_counts_as_pending_io` and tests/monkey_postgres.rs (checked).
+/// (`monkey::poll::wait_any` holds the reactor's `IoWaiter` count across its park.)
 #[test]
 fn epoll_wait_on_own_epoll_fd_counts_as_pending_io() {
     grove::monkey::patch_all();
@@ -142,11 +141,10 @@ fn thread_exit_with_a_task_parked_in_a_hook() {
 }
 
 /// The same with the task parked in `epoll_wait` inside a tokio `block_on` (as the sync
-/// `postgres` crate does), when the thread exits. Today the hook returns to tokio during the
-/// hub's teardown, tokio (mio) retries the call, and the retry passes straight through to a
-/// real `epoll_wait(-1)`: the thread never exits (strace: `epoll_pwait(5, ..., -1)` after
-/// `sigaltstack(SS_DISABLE)`). When the thread is already panicking, tokio's own thread-locals
-/// are gone by then and the process aborts ("panic in a destructor during cleanup").
+/// `postgres` crate does), when the thread exits. If the hook returned to tokio during the hub's
+/// teardown, tokio (mio) would retry, and the retry would pass straight through to a real
+/// `epoll_wait(-1)`: the thread would never exit. The interrupted task stays parked instead
+/// (`hub::foreign`), and the teardown leaves it.
 #[test]
 fn thread_exit_with_a_task_parked_in_tokio_block_on() {
     if util::child_scenario().is_some() {
