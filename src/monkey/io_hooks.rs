@@ -4,8 +4,8 @@ use libc::{c_int, c_void, iovec, msghdr, size_t, sockaddr, socklen_t, ssize_t};
 
 use super::fdtable::{self, Entry, COOP, KNOWN, SOCKET, STREAM, USER_NB};
 use super::{patched, raw, registered_source, should_wait, state_of, wait_and_retry};
-use crate::hub::reactor::Interest;
 use crate::hub::foreign;
+use crate::hub::reactor::Interest;
 
 /// Every hook of this file (see `keep_hooks_linked`).
 pub(super) const ALL: &[*const ()] = &[
@@ -150,7 +150,12 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t
 #[no_mangle]
 pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, cnt: c_int) -> ssize_t {
     // SAFETY: `want` is asked only after the kernel accepted `iov[..cnt]`.
-    read_call(fd, false, || unsafe { iov_total(iov, cnt) }, || raw::readv(fd, iov, cnt))
+    read_call(
+        fd,
+        false,
+        || unsafe { iov_total(iov, cnt) },
+        || raw::readv(fd, iov, cnt),
+    )
 }
 
 #[no_mangle]
@@ -208,7 +213,12 @@ pub unsafe extern "C" fn recvfrom(
 
 #[no_mangle]
 pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
-    read_call(fd, flags & libc::MSG_DONTWAIT != 0, || 0, || raw::recvmsg(fd, msg, flags))
+    read_call(
+        fd,
+        flags & libc::MSG_DONTWAIT != 0,
+        || 0,
+        || raw::recvmsg(fd, msg, flags),
+    )
 }
 
 #[no_mangle]
@@ -346,9 +356,12 @@ pub unsafe extern "C" fn accept4(
     } else {
         flags
     };
-    let new = read_call(fd, false, || 0, || {
-        raw::accept4(fd, addr, alen, kernel_flags) as isize
-    }) as c_int;
+    let new = read_call(
+        fd,
+        false,
+        || 0,
+        || raw::accept4(fd, addr, alen, kernel_flags) as isize,
+    ) as c_int;
     if new >= 0 {
         let timeouts = fdtable::existing(fd).map_or((0, 0), Entry::timeouts);
         let ty = libc::SOCK_STREAM | (flags & libc::SOCK_NONBLOCK);
@@ -363,7 +376,11 @@ pub unsafe extern "C" fn accept4(
 pub(super) fn note_new_socket(fd: c_int, ty: c_int, cooperative: bool, timeouts: (u64, u64)) {
     if cooperative {
         if let Some(e) = fdtable::entry(fd) {
-            let nb = if ty & libc::SOCK_NONBLOCK != 0 { USER_NB } else { 0 };
+            let nb = if ty & libc::SOCK_NONBLOCK != 0 {
+                USER_NB
+            } else {
+                0
+            };
             let kind = ty & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
             let stream = if kind == libc::SOCK_STREAM { STREAM } else { 0 };
             e.set(KNOWN | COOP | SOCKET | nb | stream, timeouts.0, timeouts.1);

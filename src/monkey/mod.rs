@@ -97,6 +97,13 @@
 //! - **`std::sync` locks and condvars, and `std::sync::mpsc`** block in `futex`, which is not a
 //!   libc call anyone can hook usefully: a task holding a `std::sync::Mutex` across a park
 //!   would deadlock the hub anyway. Use [`grove::sync`](crate::sync).
+//! - **Two sync `postgres` clients on one thread.** The sync `postgres` crate runs each query
+//!   in its own tokio runtime's `block_on`; one client blocked there parks only its task (its
+//!   `epoll_wait` is hooked), but tokio marks the whole *thread* as inside a runtime for that
+//!   time, so a second task's `block_on` panics "Cannot start a runtime from within a runtime".
+//!   Such a marker lives in a thread-local of tokio's that no hook can see or swap per task. Use
+//!   one client per thread (a [`Runtime`](crate::Runtime) hub each), or a client that does its
+//!   own blocking I/O.
 //! - **Crates that wait for their own background thread** (e.g. `reqwest::blocking`, which
 //!   runs a tokio runtime on another thread and blocks on a channel) block in `futex` too.
 //! - **C shared libraries** call libc through their own PLT, which resolves to grove's hooks
@@ -107,6 +114,8 @@
 //! - Files opened with `open` are not made asynchronous (use
 //!   [`spawn_blocking`](crate::threadpool::spawn_blocking) for slow disks).
 //! - The hooks are not pthread cancellation points.
+//! - std's `TcpListener::bind` listens with a backlog of 128; a server that expects a burst of
+//!   thousands of connects at once calls `listen` again with a larger one (as any server would).
 //!
 //! # Compared with gevent's `patch_all`
 //! gevent replaces Python modules (`socket`, `time`, `select`, `ssl`, `threading`, ...); grove
@@ -209,7 +218,8 @@ fn classify_if_cooperative(fd: c_int) -> (u32, Option<&'static Entry>) {
         return (0, Some(e));
     }
     let stream = !socket || fds::socket_type(fd) == libc::SOCK_STREAM;
-    let mut state = KNOWN | COOP | if socket { SOCKET } else { 0 } | if stream { STREAM } else { 0 };
+    let mut state =
+        KNOWN | COOP | if socket { SOCKET } else { 0 } | if stream { STREAM } else { 0 };
     if flags & libc::O_NONBLOCK != 0 {
         state |= USER_NB;
     } else if raw::fcntl(fd, libc::F_SETFL, (flags | libc::O_NONBLOCK) as usize) < 0 {
