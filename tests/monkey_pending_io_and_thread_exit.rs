@@ -16,9 +16,12 @@ mod util;
 /// private tokio runtime's `block_on` waits in `epoll_wait`.)
 ///
 /// (`monkey::poll::wait_any` holds the reactor's `IoWaiter` count across its park.)
-#[test]
-fn epoll_wait_on_own_epoll_fd_counts_as_pending_io() {
-    grove::monkey::patch_all();
+/// A listener whose one connection gets a byte from a plain OS thread (no hub) 50 ms after it
+/// is accepted: the only thing that can wake a task waiting on it.
+fn peer_writing_later() -> (
+    std::net::SocketAddr,
+    std::thread::JoinHandle<std::net::TcpStream>,
+) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let peer = std::thread::spawn(move || {
@@ -27,6 +30,13 @@ fn epoll_wait_on_own_epoll_fd_counts_as_pending_io() {
         conn.write_all(b"x").unwrap();
         conn
     });
+    (addr, peer)
+}
+
+#[test]
+fn epoll_wait_on_own_epoll_fd_counts_as_pending_io() {
+    grove::monkey::patch_all();
+    let (addr, peer) = peer_writing_later();
     let waiter = grove::spawn(move || {
         let conn = std::net::TcpStream::connect(addr).unwrap();
         conn.set_nonblocking(true).unwrap();
@@ -56,14 +66,7 @@ fn epoll_wait_on_own_epoll_fd_counts_as_pending_io() {
 #[test]
 fn read_hook_counts_as_pending_io() {
     grove::monkey::patch_all();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let peer = std::thread::spawn(move || {
-        let (mut conn, _) = listener.accept().unwrap();
-        std::thread::sleep(Duration::from_millis(50));
-        conn.write_all(b"x").unwrap();
-        conn
-    });
+    let (addr, peer) = peer_writing_later();
     let waiter = grove::spawn(move || {
         use std::io::Read;
         let mut conn = std::net::TcpStream::connect(addr).unwrap();
@@ -79,14 +82,7 @@ fn read_hook_counts_as_pending_io() {
 #[test]
 fn poll_hook_counts_as_pending_io() {
     grove::monkey::patch_all();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let peer = std::thread::spawn(move || {
-        let (mut conn, _) = listener.accept().unwrap();
-        std::thread::sleep(Duration::from_millis(50));
-        conn.write_all(b"x").unwrap();
-        conn
-    });
+    let (addr, peer) = peer_writing_later();
     let waiter = grove::spawn(move || {
         let conn = std::net::TcpStream::connect(addr).unwrap();
         let mut fds = [libc::pollfd {
