@@ -28,13 +28,16 @@ mod servers;
 mod grove_server;
 #[path = "echo/mt_servers.rs"]
 mod mt_servers;
+#[path = "echo/open_coroutine.rs"]
+mod open_coroutine;
 
 use client::Client;
 use measure::{drive_for, CpuTicks, Method, SyscallCounter, UserSampler};
 
 const USAGE: &str = "\
 usage: echo [--conns 100,1000,5000] [--secs 3] [--warmup 1] [--perf-secs 1.5]
-            [--servers grove,tokio,may,threads,grove-watchdog] [--counter auto|perf|strace|none]
+            [--servers grove,tokio,may,threads,std-monkey,grove-watchdog,std-oc]
+            [--counter auto|perf|strace|none]
             [--split perf|proc]
             [--hold 10000] [--hold-server grove]
        echo server KIND        (internal: run one echo server)";
@@ -43,10 +46,11 @@ usage: echo [--conns 100,1000,5000] [--secs 3] [--warmup 1] [--perf-secs 1.5]
 pub const SERVER_CPU: usize = 0;
 const CLIENT_CPU: usize = 1;
 
-const KINDS: [&str; 4] = ["grove", "tokio", "may", "threads"];
+const KINDS: [&str; 5] = ["grove", "tokio", "may", "threads", "std-monkey"];
 /// Servers that can be asked for by name but do not run by default: `grove-watchdog` is the
-/// grove server with `grove::debug::watchdog` on (its overhead).
-const EXTRA_KINDS: [&str; 1] = ["grove-watchdog"];
+/// grove server with `grove::debug::watchdog` on (its overhead); `std-oc` is the std-monkey
+/// server's code under open-coroutine 0.7, a separate crate built on first use.
+const EXTRA_KINDS: [&str; 2] = ["grove-watchdog", "std-oc"];
 
 /// Servers with several hubs / workers (`ECHO_HUBS`, default 2), measured on request
 /// (`--servers grove-mt,tokio-mt,may-mt`), not by default.
@@ -80,6 +84,7 @@ fn main() {
     let rows = bench(&options);
     print_table(&rows);
     print_goals(&rows);
+    print_monkey_goals(&rows);
     if options.hold > 0 {
         hold(&options.hold_server, options.hold);
     }
@@ -196,16 +201,29 @@ struct Server {
 impl Server {
     /// Starts `echo server KIND` and waits for its `listening PORT` line.
     fn start(kind: &str) -> Result<Server, String> {
-        let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-        let mut child = Command::new(exe)
-            .args(["server", kind])
+        let mut command = if kind == "std-oc" {
+            open_coroutine::server_command()?
+        } else {
+            let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+            let mut command = Command::new(exe);
+            command.args(["server", kind]);
+            command
+        };
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()
             .map_err(|e| format!("cannot start the server: {e}"))?;
         let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        // The first line that says `listening PORT` or `error: …` (a library may print first).
         let mut line = String::new();
-        let _ = stdout.read_line(&mut line);
+        for _ in 0..20 {
+            line.clear();
+            let _ = stdout.read_line(&mut line);
+            if line.is_empty() || line.starts_with("listening ") || line.starts_with("error: ") {
+                break;
+            }
+        }
         let port = line
             .trim()
             .strip_prefix("listening ")
@@ -370,7 +388,7 @@ fn cell(
 fn print_table(rows: &[Row]) {
     println!();
     println!(
-        "{:<8} {:>6} {:>10} {:>12} {:>11} {:>10} {:>8} {:>8} {:>7}",
+        "{:<10} {:>6} {:>10} {:>12} {:>11} {:>10} {:>8} {:>8} {:>7}",
         "server",
         "conns",
         "rt/s",
@@ -386,7 +404,7 @@ fn print_table(rows: &[Row]) {
         let f = match &row.result {
             Ok(f) => f,
             Err(e) => {
-                println!("{:<8} {:>6}  not run: {e}", row.server, row.conns);
+                println!("{:<10} {:>6}  not run: {e}", row.server, row.conns);
                 continue;
             }
         };
@@ -403,7 +421,7 @@ fn print_table(rows: &[Row]) {
         let user = format!("{:.3}{mark}", f.user_us_per_rt);
         let sys = format!("{:.3}{mark}", f.sys_us_per_rt);
         println!(
-            "{:<8} {:>6} {:>10.0} {:>12} {:>11} {:>10} {:>7.0}% {:>7.0}% {:>7}",
+            "{:<10} {:>6} {:>10.0} {:>12} {:>11} {:>10} {:>7.0}% {:>7.0}% {:>7}",
             row.server,
             row.conns,
             f.rts_per_sec,
@@ -415,7 +433,7 @@ fn print_table(rows: &[Row]) {
             f.errors
         );
         if let Some(note) = &f.note {
-            println!("{:<8} {:>6}  first error: {note}", "", "");
+            println!("{:<10} {:>6}  first error: {note}", "", "");
         }
     }
     if by_strace {
@@ -460,6 +478,44 @@ fn print_goals(rows: &[Row]) {
             mark(rate >= 1.0),
             g.errors,
             mark(g.errors == 0)
+        );
+    }
+}
+
+/// The monkey goals from the design: std::net under `patch_all()` within 5% of grove::net in
+/// round trips/s and user µs per round trip, ≤ 2.1 syscalls per round trip, no errors.
+fn print_monkey_goals(rows: &[Row]) {
+    let figures = |server: &str, conns: usize| {
+        rows.iter()
+            .find(|r| r.server == server && r.conns == conns)
+            .and_then(|r| r.result.as_ref().ok())
+    };
+    let mut header = false;
+    for row in rows.iter().filter(|r| r.server == "std-monkey") {
+        let (Some(m), Some(g)) = (
+            figures("std-monkey", row.conns),
+            figures("grove", row.conns),
+        ) else {
+            continue;
+        };
+        if !header {
+            println!("\nstd-monkey against its goals (ratios to grove in the same run):");
+            header = true;
+        }
+        let mark = |ok: bool| if ok { "ok" } else { "MISSED" };
+        let syscalls = match m.syscalls_per_rt {
+            Some((n, _)) => format!("syscalls/rt {n:.2} ≤ 2.1 {}", mark(n <= 2.1)),
+            None => "syscalls/rt n/a".into(),
+        };
+        let rate = m.rts_per_sec / g.rts_per_sec;
+        let user = m.user_us_per_rt / g.user_us_per_rt;
+        println!(
+            "  {:>5} conns: {syscalls}; rt/s {rate:.3}× grove ≥ 0.95 {}; user CPU {user:.3}× grove ≤ 1.05 {}; errors {} {}",
+            row.conns,
+            mark(rate >= 0.95),
+            mark(user <= 1.05),
+            m.errors,
+            mark(m.errors == 0)
         );
     }
 }

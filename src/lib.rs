@@ -59,7 +59,18 @@
 //! | `multiprocessing.Pool(5).apply_async(f, args, callback)`, `map` | [`process::Pool`] |
 //! | gunicorn's pre-fork workers | [`process::Prefork`] |
 //! | `gevent.signal_handler(SIGTERM, f)` | [`signal::signal_handler`], [`signal::Signals`] |
+//! | `from gevent import monkey; monkey.patch_all()` | `grove::monkey::patch_all()` (cargo feature `monkey`) |
 //! | a generator with `x = yield v` / `send(x)` | [`generator::Generator`], [`generator::Yielder::suspend`] / [`generator::Generator::resume`] |
+//!
+//! ## Monkey patching: unmodified blocking code
+//! With the cargo feature `monkey`, `grove::monkey::patch_all()` makes code that was never
+//! written for grove cooperative, as gevent's `patch_all` does: grove defines libc's socket,
+//! poll, sleep, `getaddrinfo` and `fork` functions itself, so `std::net`, `std::thread::sleep`
+//! and blocking client crates built on them (ureq, redis, tungstenite, ...) park only their task.
+//! A ready fd costs no extra system call. The `monkey` module's docs say what is covered, what is
+//! not (`std::sync` locks, crates that wait for their own thread, two sync `postgres` clients on
+//! one thread — tokio's `block_on` refuses to nest), how a kill or `Timeout` reaches a task
+//! blocked inside patched code, and how it compares with gevent.
 //!
 //! ## Many hubs (every core)
 //! One hub uses one core. A [`Runtime`] runs N hubs, one OS thread each (default: one per

@@ -331,3 +331,21 @@ fn a_task_waiting_on_a_mutex_main_holds_while_main_joins_it_is_named() {
     );
     drop(guard);
 }
+
+#[test]
+fn a_task_parked_on_an_event_nobody_else_holds_can_never_wake() {
+    let ev = grove::sync::Event::new();
+    let e = ev.clone();
+    let waiter = grove::spawn(move || e.wait());
+    grove::yield_now();
+    let dump = debug::dump().to_string();
+    assert!(
+        !line_of(&dump, &format!("task #{}:", waiter.id())).contains("can never wake"),
+        "main can still set the event:\n{dump}"
+    );
+    drop(ev); // only the waiter's own handle is left: nobody can set it any more
+    let dump = debug::dump().to_string();
+    let line = line_of(&dump, &format!("task #{}:", waiter.id()));
+    assert!(line.contains("can never wake"), "{line}");
+    waiter.kill();
+}

@@ -777,3 +777,56 @@ fn many_tasks_resolve_names_at_once() {
         assert!(t.join().unwrap() >= 1);
     }
 }
+
+#[test]
+fn fork_gives_the_child_a_fresh_hub() {
+    if util::child_scenario().is_none() {
+        let out = util::run_child_ok("fork_gives_the_child_a_fresh_hub", "child");
+        assert!(out.contains("child ok"), "{out}");
+        assert!(!out.contains("parent task ran"), "{out}");
+        return;
+    }
+    grove::monkey::patch_all();
+    struct Loud(u32);
+    impl Drop for Loud {
+        fn drop(&mut self) {
+            if std::process::id() != self.0 {
+                println!("parent task ran its Drop in the child");
+            }
+        }
+    }
+    let me = std::process::id();
+    let parked = grove::spawn(move || {
+        let _loud = Loud(me);
+        grove::sleep(Duration::from_secs(30));
+    });
+    grove::sleep(Duration::from_millis(5)); // `parked` is parked now
+                                            // SAFETY: fork through the hook; the child only runs grove code and exits with _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        // The child: a fresh hub; hooked std I/O and sleeps still park only their task.
+        let (a, b) = UnixStream::pair().unwrap();
+        let w = grove::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            (&b).write_all(b"kid").unwrap();
+        });
+        let mut buf = [0u8; 3];
+        (&a).read_exact(&mut buf).unwrap();
+        w.join().unwrap();
+        assert_eq!(&buf, b"kid");
+        println!("child ok");
+        let _ = std::io::stdout().flush();
+        // SAFETY: leave the child without running the parent's destructors.
+        unsafe { libc::_exit(0) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "child status {status}"
+    );
+    parked.kill();
+    let _ = parked.join();
+}

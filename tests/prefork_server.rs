@@ -3,27 +3,14 @@
 
 mod util;
 
+use util::isolated;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use grove::net::TcpStream;
 use grove::process::Prefork;
-
-#[track_caller]
-fn isolated(name: &str, body: impl FnOnce()) {
-    if util::child_scenario().as_deref() == Some(name) {
-        body();
-        return;
-    }
-    let out = util::run_child_group_within(name, name, Duration::from_secs(60));
-    assert!(
-        out.status.success(),
-        "{name} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// Replies with the worker's pid.
 fn whoami(mut conn: TcpStream, _: SocketAddr) {

@@ -4,26 +4,12 @@
 
 mod util;
 
+use util::isolated;
+
 use std::io::ErrorKind;
 use std::time::Duration;
 
 use grove::process::{pipe, Lock, Process, Queue};
-
-/// Runs `body` in a child copy of this test binary and asserts that it succeeded.
-#[track_caller]
-fn isolated(name: &str, body: impl FnOnce()) {
-    if util::child_scenario().as_deref() == Some(name) {
-        body();
-        return;
-    }
-    let out = util::run_child_group_within(name, name, Duration::from_secs(30));
-    assert!(
-        out.status.success(),
-        "{name} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 #[test]
 fn pipe_carries_values_both_ways() {

@@ -3,26 +3,13 @@
 
 mod util;
 
+use util::isolated;
+
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use grove::process::{JobError, Pool};
-
-#[track_caller]
-fn isolated(name: &str, body: impl FnOnce()) {
-    if util::child_scenario().as_deref() == Some(name) {
-        body();
-        return;
-    }
-    let out = util::run_child_group_within(name, name, Duration::from_secs(30));
-    assert!(
-        out.status.success(),
-        "{name} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn slow_square(x: u64) -> u64 {
     grove::sleep(Duration::from_millis(200));

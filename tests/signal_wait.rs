@@ -4,26 +4,13 @@
 
 mod util;
 
+use util::isolated;
+
 use std::io::ErrorKind;
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
 use grove::signal::{self, Signals, SIGUSR1, SIGUSR2};
-
-#[track_caller]
-fn isolated(name: &str, body: impl FnOnce()) {
-    if util::child_scenario().as_deref() == Some(name) {
-        body();
-        return;
-    }
-    let out = util::run_child_group_within(name, name, Duration::from_secs(30));
-    assert!(
-        out.status.success(),
-        "{name} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn raise(sig: i32) {
     // SAFETY: kill takes only integers; this process, a signal someone subscribed to.

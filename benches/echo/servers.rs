@@ -29,6 +29,7 @@ pub fn run(kind: &str) -> io::Result<()> {
         "may" => may_server(),
         "threads" => threads_server(),
         "grove-mt" | "tokio-mt" | "may-mt" => crate::mt_servers::run(kind),
+        "std-monkey" => std_monkey_server(),
         _ => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("unknown server kind {kind:?}"),
@@ -169,4 +170,30 @@ fn threads_server() -> io::Result<()> {
             Ok(())
         },
     )
+}
+
+/// Plain std blocking sockets made cooperative by `grove::monkey::patch_all()`: the threads
+/// server's code with `grove::spawn` in place of `thread::spawn`, one OS thread in all (the
+/// accept loop runs in `main` on the implicit hub).
+#[cfg(feature = "monkey")]
+fn std_monkey_server() -> io::Result<()> {
+    grove::monkey::patch_all();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    raise_backlog(listener.as_raw_fd())?;
+    announce(listener.local_addr()?.port());
+    accept_each(
+        || listener.accept().map(|(stream, _)| stream),
+        |stream| {
+            stream.set_nodelay(true)?;
+            drop(grove::spawn(move || echo(stream)));
+            Ok(())
+        },
+    )
+}
+
+#[cfg(not(feature = "monkey"))]
+fn std_monkey_server() -> io::Result<()> {
+    Err(io::Error::other(
+        "not available: build the bench with `--features monkey`",
+    ))
 }

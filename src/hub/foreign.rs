@@ -80,8 +80,13 @@ impl Foreign {
     /// never returns: a task interrupted inside a hooked call cannot unwind, and failing its
     /// call would only make the code above it go on (typically: panic on the error) at a
     /// moment nothing can come of it. It stays suspended, and the teardown leaves it in place.
+    /// (A fiber that is unwinding already — the call is in a `Drop` — gets the error: the
+    /// code above it is unwinding anyway, and its `Drop` should finish.)
     pub(crate) fn why(&self) -> Why {
-        if !super::alive() && !self.fiber.is_root() {
+        if !super::alive()
+            && !self.fiber.is_root()
+            && !crate::coro::unwind::is_unwinding(&self.fiber)
+        {
             loop {
                 self.fiber.state.set(State::Parked);
                 fiber::suspend_current(crate::coro::fiber::Next::Park);

@@ -15,8 +15,8 @@
 
 pub(crate) mod control;
 pub(crate) mod foreign;
-pub(crate) mod inspect;
 pub(crate) mod fork;
+pub(crate) mod inspect;
 pub(crate) mod reactor;
 pub(crate) mod remote;
 #[allow(unsafe_code)]

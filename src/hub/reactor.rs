@@ -44,10 +44,10 @@ const REMOTE_TOKEN: u64 = u64::MAX;
 const FOREIGN_TOKEN: u64 = u64::MAX - 1;
 
 /// Counts a task parked on I/O for as long as it waits (so the hub knows I/O may wake it).
-struct IoWaiter;
+pub(crate) struct IoWaiter;
 
 impl IoWaiter {
-    fn new() -> IoWaiter {
+    pub(crate) fn new() -> IoWaiter {
         super::with(|hub| hub.reactor.io_waiters.set(hub.reactor.io_waiters.get() + 1));
         IoWaiter
     }

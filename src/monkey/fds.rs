@@ -48,7 +48,7 @@ pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, proto: c_int) -> c_int
     let kernel_ty = if here { ty | libc::SOCK_NONBLOCK } else { ty };
     let fd = raw::socket(domain, kernel_ty, proto);
     if fd >= 0 {
-        note_new_socket(fd, ty & libc::SOCK_NONBLOCK != 0, here, (0, 0));
+        note_new_socket(fd, ty, here, (0, 0));
     }
     fd
 }
@@ -70,7 +70,7 @@ pub unsafe extern "C" fn socketpair(
         // SAFETY: the kernel just wrote both fds through `sv`.
         let fds = unsafe { [*sv, *sv.add(1)] };
         for fd in fds {
-            note_new_socket(fd, ty & libc::SOCK_NONBLOCK != 0, here, (0, 0));
+            note_new_socket(fd, ty, here, (0, 0));
         }
     }
     r
@@ -274,6 +274,17 @@ pub(super) fn socket_timeout(fd: c_int, name: c_int) -> u64 {
         return 0;
     }
     timeval_nanos(&tv)
+}
+
+/// The socket's type (`SOCK_STREAM`, ...; -1 if unreadable).
+pub(super) fn socket_type(fd: c_int) -> c_int {
+    let mut ty: c_int = -1;
+    let mut len = std::mem::size_of::<c_int>() as socklen_t;
+    let p = (&mut ty as *mut c_int).cast();
+    if raw::getsockopt(fd, libc::SOL_SOCKET, libc::SO_TYPE, p, &mut len) < 0 {
+        return -1;
+    }
+    ty
 }
 
 /// A Unix-domain `connect` said `EAGAIN`: the listener's backlog is full, and a blocking

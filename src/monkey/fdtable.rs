@@ -19,6 +19,9 @@ pub(super) const COOP: u32 = 2;
 pub(super) const USER_NB: u32 = 4;
 /// A socket (connect, accept and the socket timeouts apply).
 pub(super) const SOCKET: u32 = 8;
+/// A byte stream (a stream socket or a pipe): a read that returns less than asked for emptied
+/// the receive queue, so the next read waits for readiness instead of trying first.
+pub(super) const STREAM: u32 = 16;
 const STATE_BITS: u32 = 0xffff;
 const GEN_ONE: u32 = 1 << 16;
 

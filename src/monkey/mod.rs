@@ -75,6 +75,9 @@
 //!   signal mask of `ppoll`/`epoll_pwait` is not applied while the task is parked.
 //! - **Sleeping**: `nanosleep`, `clock_nanosleep` (`CLOCK_REALTIME`, `CLOCK_MONOTONIC`,
 //!   `CLOCK_BOOTTIME`, relative or absolute), `usleep`, `sleep`. A zero sleep yields.
+//! - **`fork`**: the child starts with a fresh hub, as with gevent's `fork`: the parent's tasks
+//!   are left behind (never run, never dropped), grove's fds are re-registered with a new epoll,
+//!   the thread pool starts empty (see [`process`](crate::process) for what a fork copies).
 //! - **Name resolution**: `getaddrinfo` runs on grove's thread pool
 //!   ([`threadpool`](crate::threadpool)) while the task parks (glibc's resolver makes its own
 //!   socket calls internally, which no hook can see, so the whole call moves off the hub).
@@ -94,6 +97,13 @@
 //! - **`std::sync` locks and condvars, and `std::sync::mpsc`** block in `futex`, which is not a
 //!   libc call anyone can hook usefully: a task holding a `std::sync::Mutex` across a park
 //!   would deadlock the hub anyway. Use [`grove::sync`](crate::sync).
+//! - **Two sync `postgres` clients on one thread.** The sync `postgres` crate runs each query
+//!   in its own tokio runtime's `block_on`; one client blocked there parks only its task (its
+//!   `epoll_wait` is hooked), but tokio marks the whole *thread* as inside a runtime for that
+//!   time, so a second task's `block_on` panics "Cannot start a runtime from within a runtime".
+//!   Such a marker lives in a thread-local of tokio's that no hook can see or swap per task. Use
+//!   one client per thread (a [`Runtime`](crate::Runtime) hub each), or a client that does its
+//!   own blocking I/O.
 //! - **Crates that wait for their own background thread** (e.g. `reqwest::blocking`, which
 //!   runs a tokio runtime on another thread and blocks on a channel) block in `futex` too.
 //! - **C shared libraries** call libc through their own PLT, which resolves to grove's hooks
@@ -104,6 +114,8 @@
 //! - Files opened with `open` are not made asynchronous (use
 //!   [`spawn_blocking`](crate::threadpool::spawn_blocking) for slow disks).
 //! - The hooks are not pthread cancellation points.
+//! - std's `TcpListener::bind` listens with a backlog of 128; a server that expects a burst of
+//!   thousands of connects at once calls `listen` again with a larger one (as any server would).
 //!
 //! # Compared with gevent's `patch_all`
 //! gevent replaces Python modules (`socket`, `time`, `select`, `ssl`, `threading`, ...); grove
@@ -128,12 +140,13 @@ use crate::hub::reactor::{Deadline, Interest, Share, Source};
 mod dns;
 mod fds;
 mod fdtable;
+mod fork;
 mod io_hooks;
 mod poll;
 mod raw;
 mod sleep;
 
-use fdtable::{Entry, COOP, KNOWN, SOCKET, USER_NB};
+use fdtable::{Entry, COOP, KNOWN, SOCKET, STREAM, USER_NB};
 
 static PATCHED: AtomicBool = AtomicBool::new(false);
 
@@ -160,6 +173,7 @@ fn keep_hooks_linked() {
     std::hint::black_box(poll::ALL);
     std::hint::black_box(sleep::ALL);
     std::hint::black_box(dns::ALL);
+    std::hint::black_box(fork::ALL);
 }
 
 /// Whether the hooks are on (`patch_all` was called).
@@ -203,7 +217,9 @@ fn classify_if_cooperative(fd: c_int) -> (u32, Option<&'static Entry>) {
     if flags < 0 {
         return (0, Some(e));
     }
-    let mut state = KNOWN | COOP | if socket { SOCKET } else { 0 };
+    let stream = !socket || fds::socket_type(fd) == libc::SOCK_STREAM;
+    let mut state =
+        KNOWN | COOP | if socket { SOCKET } else { 0 } | if stream { STREAM } else { 0 };
     if flags & libc::O_NONBLOCK != 0 {
         state |= USER_NB;
     } else if raw::fcntl(fd, libc::F_SETFL, (flags | libc::O_NONBLOCK) as usize) < 0 {
@@ -227,6 +243,22 @@ fn classify_if_cooperative(fd: c_int) -> (u32, Option<&'static Entry>) {
 #[inline(always)]
 fn should_wait(state: u32, dontwait: bool) -> bool {
     state & (COOP | USER_NB) == COOP && !dontwait && raw::errno() == libc::EAGAIN
+}
+
+/// This hub's source for `fd` if it has one for the fd's current file (never registers).
+#[inline]
+fn registered_source(fd: c_int, e: &Entry) -> Option<Rc<Source>> {
+    let gen = e.generation();
+    SOURCES
+        .try_with(|s| {
+            let s = s.try_borrow().ok()?;
+            match s.0.get(fd as usize) {
+                Some(Some((g, src))) if *g == gen => Some(src.clone()),
+                _ => None,
+            }
+        })
+        .ok()
+        .flatten()
 }
 
 /// The hub's registrations by fd number, with the generation of the file they were made for.

@@ -49,6 +49,7 @@ struct Want {
 fn wait_any(foreign: &Foreign, wants: &[Want], deadline: Option<Instant>) -> Waited {
     if foreign.held_back() {
         foreign.yield_now();
+        let _ = foreign.why();
         return Waited::Interrupted;
     }
     let mut sources = Vec::with_capacity(wants.len());
@@ -73,12 +74,16 @@ fn wait_any(foreign: &Foreign, wants: &[Want], deadline: Option<Instant>) -> Wai
     }
     let timer =
         deadline.map(|d| crate::hub::add_timer(d, Action::Wake(crate::hub::current_waker())));
-    let reason = crate::hub::park("poll");
+    let reason = {
+        let _io = crate::hub::reactor::IoWaiter::new();
+        crate::hub::park("poll")
+    };
     if let Some(key) = timer {
         crate::hub::cancel_timer(key);
     }
     drop(places);
     if reason == crate::coro::fiber::WakeReason::Interrupted {
+        let _ = foreign.why(); // on a thread that is exiting, this never returns
         Waited::Interrupted
     } else {
         Waited::Again

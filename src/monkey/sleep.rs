@@ -20,10 +20,15 @@ pub(super) const ALL: &[*const ()] = &[
 fn sleep_here(foreign: &Foreign, d: Duration) -> bool {
     if foreign.held_back() {
         foreign.yield_now();
+        let _ = foreign.why(); // on a thread that is exiting, this never returns
         return false;
     }
     crate::sleep(d);
-    !foreign.held_back()
+    if foreign.held_back() {
+        let _ = foreign.why();
+        return false;
+    }
+    true
 }
 
 /// Writes "nothing left" to a `rem` pointer: an interrupted sleep must not be resumed by a

@@ -22,7 +22,6 @@ use crate::hub::wait::WaitQueue;
 /// waiter.join().unwrap();
 /// assert!(ev.is_set());
 /// ```
-#[derive(Clone, Default)]
 pub struct Event {
     inner: Rc<Inner>,
 }
@@ -38,7 +37,12 @@ struct Inner {
 impl Event {
     /// A new, clear event.
     pub fn new() -> Event {
-        Event::default()
+        let inner = Rc::new(Inner::default());
+        // Handles are counted so a task dump can tell when only waiters can still reach the
+        // event (nobody is left to set it: they can never wake).
+        inner.waiters.track_refs();
+        inner.waiters.add_ref();
+        Event { inner }
     }
 
     /// Whether the flag is set.
@@ -79,6 +83,11 @@ impl Event {
     pub fn wait_deadline(&self, deadline: Option<Instant>) -> bool {
         let i = &self.inner;
         let start = i.generation.get();
+        if i.flag.get() {
+            return true;
+        }
+        // The handle this call waits through cannot set the event while it waits.
+        let _waiting = i.waiters.waiting_ref();
         i.waiters
             .wait_until("Event::wait", deadline, || {
                 (i.flag.get() || i.generation.get() != start).then_some(())
@@ -89,6 +98,27 @@ impl Event {
     /// Number of tasks waiting.
     pub fn waiters(&self) -> usize {
         self.inner.waiters.len()
+    }
+}
+
+impl Default for Event {
+    fn default() -> Event {
+        Event::new()
+    }
+}
+
+impl Clone for Event {
+    fn clone(&self) -> Event {
+        self.inner.waiters.add_ref();
+        Event {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl Drop for Event {
+    fn drop(&mut self) {
+        self.inner.waiters.drop_ref();
     }
 }
 

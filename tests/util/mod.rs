@@ -224,3 +224,22 @@ pub fn run_child_group_within(test: &str, scenario: &str, limit: std::time::Dura
         }
     }
 }
+
+/// Runs `body` in a child copy of this test binary (its own process group, killed after 60 s)
+/// and asserts that the child succeeded: for scenarios with process-wide effects (signals,
+/// forks).
+#[track_caller]
+pub fn isolated(name: &str, body: impl FnOnce()) {
+    if child_scenario().as_deref() == Some(name) {
+        body();
+        return;
+    }
+    let out = run_child_group_within(name, name, std::time::Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "{name} failed ({:?}): {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -91,6 +91,12 @@ impl Direction {
         }
     }
 
+    /// Whether readiness is known (nothing said `EAGAIN` since the last edge).
+    #[cfg_attr(not(feature = "monkey"), allow(dead_code))]
+    pub(crate) fn is_ready(&self) -> bool {
+        self.ready.get()
+    }
+
     /// Forgets readiness after the syscall said `EAGAIN` or a short write filled the buffer.
     pub(crate) fn clear(&self) {
         self.ready.set(false);

@@ -14,8 +14,8 @@
 //! (`use crate::coro::syscall::syscall`).
 //! Every other module denies unsafe code, and a `syscall!` there does not compile.
 
-pub(crate) mod debug_signal;
 pub(crate) mod affinity;
+pub(crate) mod debug_signal;
 mod epoll;
 pub(crate) mod process;
 pub(crate) mod signal;

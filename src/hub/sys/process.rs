@@ -25,12 +25,39 @@ pub(crate) enum Forked {
 /// take, and documents that other threads' locks are the user's business.
 pub(crate) unsafe fn fork() -> io::Result<Forked> {
     // SAFETY: fork takes no arguments; the caller upholds the contract above.
-    let pid = syscall!(fork())?;
+    let pid = unsafe { libc_fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
     Ok(if pid == 0 {
         Forked::Child
     } else {
         Forked::Parent(pid)
     })
+}
+
+/// libc's `fork`. With the `monkey` feature grove defines `fork` itself (a hook that resets the
+/// child's hub around the real call); grove's own forks, which do that themselves, call the next
+/// definition — libc's — directly.
+///
+/// # Safety
+/// As `fork`.
+unsafe fn libc_fork() -> libc::pid_t {
+    #[cfg(feature = "monkey")]
+    {
+        type ForkFn = unsafe extern "C" fn() -> libc::pid_t;
+        static NEXT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        // SAFETY: dlsym with RTLD_NEXT and a NUL-terminated name returns the next `fork` in
+        // lookup order (libc's), or null.
+        let p = *NEXT
+            .get_or_init(|| unsafe { libc::dlsym(libc::RTLD_NEXT, c"fork".as_ptr()) } as usize);
+        if p != 0 {
+            // SAFETY: a non-null dlsym result for "fork" is that function.
+            return unsafe { std::mem::transmute::<usize, ForkFn>(p)() };
+        }
+    }
+    // SAFETY: as the caller's contract.
+    unsafe { libc::fork() }
 }
 
 /// Ends the process at once with `code`: no destructors, no `atexit` handlers (the caller
