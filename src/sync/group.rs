@@ -72,6 +72,7 @@ impl Group {
     ///
     /// # Panics
     /// As [`crate::spawn`], if no stack can be allocated.
+    #[track_caller]
     pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + 'static,

@@ -60,6 +60,7 @@ impl Pool {
     /// # Panics
     /// With "would block forever" if main waits and no task of the pool can finish; as
     /// [`crate::spawn`] if no stack can be allocated.
+    #[track_caller]
     pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + 'static,
@@ -76,6 +77,7 @@ impl Pool {
     ///
     /// # Errors
     /// [`PoolFull`] with `f` if all `size` slots are taken.
+    #[track_caller]
     pub fn try_spawn<F, T>(&self, f: F) -> Result<JoinHandle<T>, PoolFull<F>>
     where
         F: FnOnce() -> T + 'static,
