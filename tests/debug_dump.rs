@@ -354,14 +354,11 @@ fn a_task_parked_on_an_event_nobody_else_holds_can_never_wake() {
 fn tasks_spawned_through_a_group_or_a_pool_show_the_callers_line() {
     let group = grove::sync::Group::new();
     let pool = grove::sync::Pool::new(2);
-    let (g, g_line) = (
-        group.spawn(|| grove::sleep(std::time::Duration::from_secs(30))),
-        line!(),
-    );
-    let (p, p_line) = (
-        pool.spawn(|| grove::sleep(std::time::Duration::from_secs(30))),
-        line!(),
-    );
+    let long = || grove::sleep(std::time::Duration::from_secs(30));
+    let g_line = line!() + 1;
+    let g = group.spawn(long);
+    let p_line = line!() + 1;
+    let p = pool.spawn(long);
     grove::yield_now();
     let dump = debug::dump().to_string();
     for (task, line) in [(g.id(), g_line), (p.id(), p_line)] {
