@@ -12,7 +12,7 @@
 //! The binary runs each server as a child process of itself (`echo server KIND`), pinned to
 //! CPU 0; the client stays in the parent, pinned to CPU 1.
 
-use std::io::{self, BufRead, BufReader};
+use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 mod client;
 #[path = "echo/measure.rs"]
 mod measure;
+#[path = "echo/os.rs"]
+mod os;
 #[path = "echo/servers.rs"]
 mod servers;
 
@@ -33,6 +35,7 @@ mod open_coroutine;
 
 use client::Client;
 use measure::{drive_for, CpuTicks, Method, SyscallCounter, UserSampler};
+use os::{pin_to_cpu, raise_open_file_limit};
 
 const USAGE: &str = "\
 usage: echo [--conns 100,1000,5000] [--secs 3] [--warmup 1] [--perf-secs 1.5]
@@ -559,43 +562,4 @@ fn try_hold(kind: &str, n: usize) -> Result<(), String> {
         println!("hold: first error: {e}");
     }
     Ok(())
-}
-
-/// Pins the calling thread (and the threads it creates later) to one CPU.
-fn pin_to_cpu(cpu: usize) {
-    // SAFETY: cpu_set_t is plain data, valid all-zero; the pointer passed lives across the call.
-    let rc = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
-    };
-    if rc != 0 {
-        eprintln!(
-            "echo: cannot pin to CPU {cpu}: {}",
-            io::Error::last_os_error()
-        );
-    }
-}
-
-/// Raises the soft open-file limit to the hard one (never the hard limit itself).
-fn raise_open_file_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `limit` is a valid rlimit that outlives both calls.
-    let rc = unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit)
-        } else {
-            -1
-        }
-    };
-    if rc != 0 {
-        eprintln!(
-            "echo: cannot raise the open-file limit: {}",
-            io::Error::last_os_error()
-        );
-    }
 }
