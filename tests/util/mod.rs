@@ -24,35 +24,7 @@ pub fn run_child(test: &str, scenario: &str) -> Output {
 /// fix under test.
 #[track_caller]
 pub fn run_child_within(test: &str, scenario: &str, limit: std::time::Duration) -> Output {
-    let exe = std::env::current_exe().expect("test binary path");
-    let child = Command::new(exe)
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, scenario)
-        .env("RUST_BACKTRACE", "0")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("re-run the test binary");
-    let pid = child.id() as libc::pid_t;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || tx.send(child.wait_with_output()));
-    match rx.recv_timeout(limit) {
-        Ok(out) => out.expect("wait for the child"),
-        Err(_) => {
-            // SAFETY: kill takes only integers; `pid` is our child, not yet reaped (the
-            // waiting thread reaps it only after it exits).
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            let out = rx
-                .recv()
-                .expect("the waiting thread")
-                .expect("child output");
-            panic!(
-                "child scenario {scenario:?} hung (killed after {limit:?}):\n{}\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-    }
+    run_child_limited(test, scenario, limit, false)
 }
 
 /// Re-runs this test binary for `scenario` (as [`run_child`]), asserts that the child exited
@@ -189,29 +161,50 @@ pub fn cpu_time() -> std::time::Duration {
 /// pipes would otherwise keep the wait going after the child itself was killed).
 #[track_caller]
 pub fn run_child_group_within(test: &str, scenario: &str, limit: std::time::Duration) -> Output {
+    run_child_limited(test, scenario, limit, true)
+}
+
+/// [`run_child_within`], the child in a process group of its own if `group` (killed whole on a
+/// hang, and any stragglers once the child has exited).
+#[track_caller]
+fn run_child_limited(
+    test: &str,
+    scenario: &str,
+    limit: std::time::Duration,
+    group: bool,
+) -> Output {
     use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe().expect("test binary path");
-    let child = Command::new(exe)
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+    let mut cmd = Command::new(exe);
+    cmd.args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, scenario)
         .env("RUST_BACKTRACE", "0")
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .expect("re-run the test binary");
-    let pgid = child.id() as libc::pid_t;
+        .stderr(std::process::Stdio::piped());
+    if group {
+        cmd.process_group(0);
+    }
+    let child = cmd.spawn().expect("re-run the test binary");
+    // The child's pid, or its group (negative) for kill.
+    let target = if group {
+        -(child.id() as libc::pid_t)
+    } else {
+        child.id() as libc::pid_t
+    };
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || tx.send(child.wait_with_output()));
     match rx.recv_timeout(limit) {
         Ok(out) => {
-            // SAFETY: kill takes only integers; stragglers of the scenario's group, if any.
-            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+            if group {
+                // SAFETY: kill takes only integers; stragglers of the scenario's group, if any.
+                unsafe { libc::kill(target, libc::SIGKILL) };
+            }
             out.expect("wait for the child")
         }
         Err(_) => {
-            // SAFETY: kill takes only integers; `-pgid` is the scenario's own process group.
-            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+            // SAFETY: kill takes only integers; `target` is our child (not yet reaped: the
+            // waiting thread reaps it only after it exits) or its own process group.
+            unsafe { libc::kill(target, libc::SIGKILL) };
             let out = rx
                 .recv()
                 .expect("the waiting thread")
