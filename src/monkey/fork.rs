@@ -11,29 +11,16 @@ use crate::hub::foreign;
 /// Every hook of this file (see `keep_hooks_linked`).
 pub(super) const ALL: &[*const ()] = &[fork as *const ()];
 
-type ForkFn = unsafe extern "C" fn() -> pid_t;
-
-/// libc's `fork` (the next definition after this one).
-fn real() -> ForkFn {
-    static NEXT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    // SAFETY: dlsym with RTLD_NEXT and a NUL-terminated name: the next `fork` (libc's).
-    let p =
-        *NEXT.get_or_init(|| unsafe { libc::dlsym(libc::RTLD_NEXT, c"fork".as_ptr()) } as usize);
-    assert!(p != 0, "grove: libc's fork not found");
-    // SAFETY: the non-null dlsym result for "fork" is that function.
-    unsafe { std::mem::transmute::<usize, ForkFn>(p) }
-}
-
 #[no_mangle]
 pub unsafe extern "C" fn fork() -> pid_t {
     if !patched() || !foreign::has_hub() {
         // SAFETY: plain libc fork, as the caller asked.
-        return unsafe { real()() };
+        return unsafe { crate::hub::sys::process::libc_fork() };
     }
     let guard = crate::process::fork::prepare();
     // SAFETY: grove's fork protocol holds its own locks across the call (see the module doc);
     // other threads' locks are the caller's business, as with any fork.
-    let pid = unsafe { real()() };
+    let pid = unsafe { crate::hub::sys::process::libc_fork() };
     if pid == 0 {
         // Signals come back as soon as the child's hub is ready.
         drop(guard.in_child());

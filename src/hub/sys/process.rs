@@ -42,7 +42,7 @@ pub(crate) unsafe fn fork() -> io::Result<Forked> {
 ///
 /// # Safety
 /// As `fork`.
-unsafe fn libc_fork() -> libc::pid_t {
+pub(crate) unsafe fn libc_fork() -> libc::pid_t {
     #[cfg(feature = "monkey")]
     {
         type ForkFn = unsafe extern "C" fn() -> libc::pid_t;
